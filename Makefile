@@ -1,0 +1,27 @@
+# Two entry points: `make demo` (the whole job on embedded Ray) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q -e ".[demo,cloud,dashboards]"
+	# tinysoundfont's wheel declares pyaudio (live playback only, needs portaudio headers).
+	$(PY) -m pip install -q --no-deps tinysoundfont==0.3.7
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	@echo "make demo: not built yet (issue: make demo end to end)"; exit 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache

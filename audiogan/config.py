@@ -1,0 +1,317 @@
+"""Typed run configuration: frozen dataclasses, presets, dotted overrides.
+
+Only builders read a `Config`; modules take explicit keyword arguments. Configs cross
+process boundaries (Ray workers, Tune trials) as plain dicts via `to_dict`/`from_dict`,
+which round-trip exactly. Unknown keys and type mismatches are `UserError`s naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from audiogan.errors import UserError
+
+FAMILIES = ("pianogan", "spectogan")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Notes (DESIGN.md "Notes"): windows of `window` notes, hop `hop` in train.
+    window: int = 256
+    hop: int = 64
+    pitch_center: float = 64.5
+    pitch_scale: float = 43.5
+    pitch_min: int = 21
+    pitch_max: int = 108
+    time_eps_s: float = 1e-3
+    time_max_s: float = 8.0
+    apply_pedal: bool = False
+    # Spectrograms (WaveGAN's t_to_f).
+    sample_rate: int = 16000
+    clip_samples: int = 16384
+    n_fft: int = 256
+    hop_length: int = 128
+    n_bins: int = 128
+    n_frames: int = 128
+    log_eps: float = 1e-6
+    norm_clip_std: float = 3.0
+    griffin_lim_iters: int = 16
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = "pianogan"
+    d: int = 64
+    latent_dim: int = 100
+    phase_shuffle: int = 2
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    gp_weight: float = 10.0
+    n_critic: int = 5
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    batch_size: int = 64  # global, split across workers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    total_steps: int = 100_000  # generator updates
+    eval_every: int = 1000
+    ckpt_every: int = 0  # 0 means "= eval_every"
+    report_every: int = 50
+    seed: int = 0
+    keep_best: int = 3  # checkpoints kept by the objective, plus the latest
+    objective: str = "eval/ndb"
+    objective_mode: str = "min"
+    max_failures: int = 3
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    workers: int = 1
+    gpu: bool = False
+    cpus_per_worker: int = 1
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    ndb_k: int = 50
+    n_samples: int = 2000
+    classifier: str = ""
+    eval_seed: int = 1_000_000  # sample seeds eval_seed .. eval_seed + n_samples - 1
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "pianogan"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    # -- views ----------------------------------------------------------------------------
+    @property
+    def ckpt_every(self) -> int:
+        return self.train.ckpt_every or self.train.eval_every
+
+    @property
+    def per_worker_batch(self) -> int:
+        return self.optim.batch_size // self.compute.workers
+
+    # -- conversions ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        if not isinstance(d, Mapping):
+            raise UserError(f"config must be a mapping, got {type(d).__name__}")
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in _SECTIONS and key != "preset":
+                raise UserError(f"unknown config key '{key}'")
+            if key == "preset":
+                kwargs[key] = _coerce("preset", str, value)
+                continue
+            if not isinstance(value, Mapping):
+                raise UserError(f"config section '{key}' must be a mapping")
+            section_cls = _SECTIONS[key]
+            known = {f.name: f for f in fields(section_cls)}
+            sub = {}
+            for k, v in value.items():
+                if k not in known:
+                    raise UserError(f"unknown config key '{key}.{k}'")
+                sub[k] = _coerce(f"{key}.{k}", known[k].type, v)
+            kwargs[key] = section_cls(**sub)
+        return cls(**kwargs)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def hash(self) -> str:
+        """Short stable hash of the resolved config (recorded in samples.json, run dirs)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def override(self, assignments: Iterable[str] | Mapping[str, Any]) -> "Config":
+        """Apply dotted overrides: ["optim.lr_g=2e-4", ...] or {"optim.lr_g": 2e-4}."""
+        items = (
+            list(assignments.items())
+            if isinstance(assignments, Mapping)
+            else [parse_assignment(a) for a in assignments]
+        )
+        cfg = self
+        for dotted, value in items:
+            cfg = cfg._set(dotted, value)
+        return cfg
+
+    def _set(self, dotted: str, value: Any) -> "Config":
+        parts = dotted.split(".")
+        if len(parts) != 2 or parts[0] not in _SECTIONS:
+            if dotted == "preset":
+                raise UserError("'preset' cannot be overridden; pass another preset instead")
+            raise UserError(f"unknown config key '{dotted}' (expected section.key)")
+        section, key = parts
+        known = {f.name: f for f in fields(_SECTIONS[section])}
+        if key not in known:
+            raise UserError(f"unknown config key '{dotted}'")
+        typed = _coerce(dotted, known[key].type, value)
+        return replace(self, **{section: replace(getattr(self, section), **{key: typed})})
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self) -> "Config":
+        """Check ranges and divisibility; returns self so calls chain."""
+        checks = [
+            (self.model.family in FAMILIES, f"model.family must be one of {FAMILIES}"),
+            (self.model.d >= 1, "model.d must be >= 1"),
+            (self.model.latent_dim >= 1, "model.latent_dim must be >= 1"),
+            (self.model.phase_shuffle >= 0, "model.phase_shuffle must be >= 0"),
+            (self.loss.gp_weight >= 0, "loss.gp_weight must be >= 0"),
+            (self.loss.n_critic >= 1, "loss.n_critic must be >= 1"),
+            (self.optim.lr_g > 0 and self.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be > 0"),
+            (0 <= self.optim.beta1 < 1 and 0 <= self.optim.beta2 < 1,
+             "optim.beta1 and optim.beta2 must be in [0, 1)"),
+            (self.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
+            (self.compute.workers >= 1, "compute.workers must be >= 1"),
+            (self.compute.cpus_per_worker >= 1, "compute.cpus_per_worker must be >= 1"),
+            (self.optim.batch_size % self.compute.workers == 0,
+             f"optim.batch_size ({self.optim.batch_size}) must be divisible by "
+             f"compute.workers ({self.compute.workers})"),
+            (self.train.total_steps >= 1, "train.total_steps must be >= 1"),
+            (self.train.eval_every >= 1, "train.eval_every must be >= 1"),
+            (self.train.ckpt_every >= 0, "train.ckpt_every must be >= 0 (0 = eval_every)"),
+            (self.train.report_every >= 1, "train.report_every must be >= 1"),
+            (self.train.keep_best >= 1, "train.keep_best must be >= 1"),
+            (self.train.objective_mode in ("min", "max"), "train.objective_mode must be min or max"),
+            (self.train.max_failures >= 0, "train.max_failures must be >= 0"),
+            (self.metrics.ndb_k >= 2, "metrics.ndb_k must be >= 2"),
+            (self.metrics.n_samples >= self.metrics.ndb_k,
+             "metrics.n_samples must be >= metrics.ndb_k"),
+            (self.data.window >= 1 and self.data.hop >= 1, "data.window and data.hop must be >= 1"),
+            (self.data.hop <= self.data.window, "data.hop must be <= data.window"),
+            (21 <= self.data.pitch_min <= self.data.pitch_max <= 127,
+             "data.pitch_min..pitch_max must lie in 21..127"),
+            (self.data.time_max_s > 0 and self.data.time_eps_s > 0,
+             "data.time_max_s and data.time_eps_s must be > 0"),
+            (self.data.griffin_lim_iters >= 1, "data.griffin_lim_iters must be >= 1"),
+        ]
+        if self.model.family == "pianogan":
+            # Three stride-4 upsamplings from length 4: the window is fixed by the network.
+            checks.append((self.data.window == 256,
+                           "data.window must be 256 for pianogan (4 x 4^3 from the generator)"))
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        return self
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "compute": ComputeConfig,
+    "metrics": MetricsConfig,
+}
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _coerce(key: str, declared: Any, value: Any) -> Any:
+    """Check `value` against the declared field type; accept YAML-parsed strings."""
+    typ = _TYPES[declared] if isinstance(declared, str) else declared
+    if isinstance(value, str) and typ is not str:
+        value = _parse_scalar(value)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if value is None:
+            return ""
+    raise UserError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # yaml reads "1e-4" as a string (YAML 1.1 wants a dot); accept it as a float.
+    if isinstance(parsed, str):
+        try:
+            return float(parsed)
+        except ValueError:
+            return parsed
+    return parsed
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise UserError(f"override '{text}' must look like section.key=value")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UserError(f"override '{text}' has no key")
+    return key, value.strip()
+
+
+# -- presets ------------------------------------------------------------------------------
+def _preset_overrides() -> dict[str, dict[str, Any]]:
+    return {
+        "pianogan": {"model.family": "pianogan"},
+        "spectogan": {"model.family": "spectogan"},
+        # Small widths and batches so a 2-core laptop makes progress; the real-data runs here.
+        "pianogan-cpu": {
+            "model.family": "pianogan", "model.d": 16, "optim.batch_size": 32,
+            "train.total_steps": 3000, "train.eval_every": 250, "train.report_every": 10,
+            "metrics.n_samples": 500, "metrics.ndb_k": 20, "compute.cpus_per_worker": 1,
+        },
+        "spectogan-cpu": {
+            "model.family": "spectogan", "model.d": 8, "optim.batch_size": 16,
+            "train.total_steps": 2000, "train.eval_every": 200, "train.report_every": 10,
+            "metrics.n_samples": 500, "metrics.ndb_k": 20, "compute.cpus_per_worker": 1,
+        },
+    }
+
+
+PRESETS = tuple(_preset_overrides())
+
+
+def preset(name: str) -> Config:
+    table = _preset_overrides()
+    if name not in table:
+        raise UserError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
+    return Config(preset=name).override(table[name]).validate()
+
+
+def resolve(name: str, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Config:
+    """Preset + overrides, validated: the one way a run's config is made."""
+    return preset(name).override(overrides).validate()

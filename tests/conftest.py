@@ -1,0 +1,33 @@
+"""Shared fixtures: one short temp root for Ray, one session-scoped Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+
+import pytest
+
+# Ray's unix sockets must fit in 107 characters: keep its temp dir short, and ours.
+_TMP_ROOT = tempfile.mkdtemp(prefix="ag-", dir="/tmp")
+os.environ.setdefault("RAY_TMPDIR", _TMP_ROOT)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\..*")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One embedded 2-CPU Ray for the whole session (never `ray stop`: other clusters may run)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=os.path.join(_TMP_ROOT, "ray"),
+                 log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TMP_ROOT, ignore_errors=True)

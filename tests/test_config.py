@@ -1,0 +1,117 @@
+import pytest
+
+from audiogan.config import PRESETS, Config, parse_assignment, preset, resolve
+from audiogan.errors import UserError
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_validate_and_name_their_family(name):
+    cfg = preset(name)
+    assert cfg.preset == name
+    assert cfg.model.family == name.split("-")[0]
+
+
+def test_design_defaults():
+    cfg = preset("pianogan")
+    assert (cfg.data.window, cfg.data.hop) == (256, 64)
+    assert (cfg.model.d, cfg.model.latent_dim, cfg.model.phase_shuffle) == (64, 100, 2)
+    assert (cfg.loss.gp_weight, cfg.loss.n_critic) == (10.0, 5)
+    assert (cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.beta1, cfg.optim.beta2) == (1e-4, 1e-4, 0.5, 0.9)
+    assert cfg.optim.batch_size == 64
+    assert (cfg.metrics.ndb_k, cfg.metrics.n_samples, cfg.metrics.classifier) == (50, 2000, "")
+    assert cfg.ckpt_every == cfg.train.eval_every
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_dict_round_trip_is_exact(name):
+    cfg = resolve(name, ["optim.lr_g=2e-4", "loss.n_critic=3", "compute.gpu=true"])
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    assert Config.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
+@pytest.mark.parametrize(
+    "text, key, value",
+    [
+        ("optim.lr_g=2e-4", "optim.lr_g", 2e-4),
+        ("optim.lr_g=0.0002", "optim.lr_g", 2e-4),
+        ("optim.lr_d=1", "optim.lr_d", 1.0),  # int accepted for a float
+        ("loss.n_critic=7", "loss.n_critic", 7),
+        ("compute.gpu=true", "compute.gpu", True),
+        ("compute.gpu=false", "compute.gpu", False),
+        ("metrics.classifier=/a/b=c", "metrics.classifier", "/a/b=c"),  # split on first '='
+        ("metrics.classifier=", "metrics.classifier", ""),
+        ("train.total_steps=1e3", "train.total_steps", 1000),
+    ],
+)
+def test_override_grammar_types(text, key, value):
+    cfg = preset("pianogan").override([text])
+    section, name = key.split(".")
+    got = getattr(getattr(cfg, section), name)
+    assert got == value and type(got) is type(value)
+
+
+def test_override_mapping_form_equals_string_form():
+    a = preset("spectogan").override({"optim.lr_g": 3e-4, "loss.gp_weight": 5})
+    b = preset("spectogan").override(["optim.lr_g=3e-4", "loss.gp_weight=5"])
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("optim.nope=1", "optim.nope"),
+        ("nosection.lr=1", "nosection.lr"),
+        ("optim=1", "optim"),
+        ("optim.lr_g.x=1", "optim.lr_g.x"),
+        ("loss.n_critic=2.5", "loss.n_critic"),
+        ("loss.n_critic=abc", "loss.n_critic"),
+        ("compute.gpu=3", "compute.gpu"),
+        ("compute.workers=true", "compute.workers"),
+        ("optim.lr_g=fast", "optim.lr_g"),
+    ],
+)
+def test_bad_overrides_name_the_key(text, fragment):
+    with pytest.raises(UserError, match=fragment.replace(".", r"\.")):
+        preset("pianogan").override([text])
+
+
+def test_assignment_needs_equals():
+    with pytest.raises(UserError):
+        parse_assignment("optim.lr_g")
+
+
+def test_from_dict_rejects_unknown_keys():
+    d = preset("pianogan").to_dict()
+    d["optim"]["lr_x"] = 1.0
+    with pytest.raises(UserError, match="optim.lr_x"):
+        Config.from_dict(d)
+    with pytest.raises(UserError, match="extra"):
+        Config.from_dict({"extra": {}})
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["optim.batch_size=64", "compute.workers=3"], "divisible"),
+        (["loss.n_critic=0"], "n_critic"),
+        (["optim.lr_g=-1"], "lr_g"),
+        (["model.family=other"], "family"),
+        (["data.window=128"], "window"),
+        (["data.hop=300"], "hop"),
+        (["metrics.ndb_k=100", "metrics.n_samples=50"], "n_samples"),
+    ],
+)
+def test_validate_catches_bad_values(overrides, fragment):
+    with pytest.raises(UserError, match=fragment):
+        resolve("pianogan", overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(UserError, match="unknown preset"):
+        preset("wavegan")
+
+
+def test_hash_changes_with_config():
+    a = preset("pianogan")
+    assert a.hash() == preset("pianogan").hash()
+    assert a.hash() != a.override(["optim.lr_g=2e-4"]).hash()
