@@ -1,0 +1,1 @@
+"""Datasets: raw sources -> (Ray Data) -> parquet shards + manifest -> training arrays."""

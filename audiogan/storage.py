@@ -1,0 +1,101 @@
+"""Local paths and `pyarrow.fs` URIs (file://, s3://, gs://) behind one small API.
+
+Writes are atomic: local files go through a temp file and `os.replace`; object stores
+publish an object only when its upload completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from audiogan.errors import UserError
+
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path)
+
+
+def resolve(path: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a local path or a URI."""
+    path = str(path)
+    if is_uri(path):
+        try:
+            return pafs.FileSystem.from_uri(path)
+        except Exception as exc:  # pyarrow raises several types for bad URIs
+            raise UserError(f"cannot open storage URI '{path}': {exc}") from exc
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def join(base: str, *parts: str) -> str:
+    if is_uri(base):
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+    return os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    fs, p = resolve(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    fs, p = resolve(path)
+    return fs.get_file_info(p).type == pafs.FileType.Directory
+
+
+def makedirs(path: str) -> None:
+    fs, p = resolve(path)
+    fs.create_dir(p, recursive=True)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = resolve(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    fs, p = resolve(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        directory = os.path.dirname(p)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    # Object stores make an object visible only once its upload completes.
+    parent = p.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(p) as f:
+        f.write(data)
+
+
+def read_json(path: str) -> Any:
+    return json.loads(read_bytes(path).decode())
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def delete_dir(path: str) -> None:
+    fs, p = resolve(path)
+    if fs.get_file_info(p).type != pafs.FileType.NotFound:
+        fs.delete_dir(p)
+
+
+def tmp_name() -> str:
+    return f".tmp-{uuid.uuid4().hex[:8]}"
