@@ -1,0 +1,126 @@
+"""`make demo`: the whole job end to end on embedded local Ray, then `report.md`.
+
+Stages run as separate `audiogan` processes (the commands a user would type, each with
+its own Ray lifetime). A stage whose outputs exist and whose command and upstream stamps
+are unchanged is skipped, so a re-run only redoes what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from audiogan import storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    argv: tuple[str, ...]
+    done_marker: str      # a file that exists only when the stage completed
+    after: tuple[str, ...] = ()
+
+
+def stages(out: str) -> list[Stage]:
+    data, runs = os.path.join(out, "data"), os.path.join(out, "runs")
+    raw = os.path.join(data, "raw")
+    piano, digits = os.path.join(data, "piano"), os.path.join(data, "digits")
+    sweeps = os.path.join(runs, "sweeps")
+    best_p, best_s = os.path.join(out, "best", "pianogan"), os.path.join(out, "best", "spectogan")
+    return [
+        Stage("data", ("data", "demo", "--out", raw), os.path.join(raw, "PROVENANCE.json")),
+        Stage("preprocess-piano", ("preprocess", "maestro", "--source",
+                                   os.path.join(raw, "maestro-v3.0.0"), "--out", piano,
+                                   "--overwrite"),
+              os.path.join(piano, "manifest.json"), ("data",)),
+        Stage("preprocess-digits", ("preprocess", "sc09", "--source", os.path.join(raw, "sc09"),
+                                    "--out", digits, "--overwrite"),
+              os.path.join(digits, "manifest.json"), ("data",)),
+        Stage("classifier", ("classifier", "train", "--data", digits, "--out",
+                             os.path.join(digits, "classifier")),
+              os.path.join(digits, "classifier", "classifier.json"), ("preprocess-digits",)),
+        Stage("sweep-piano", ("sweep", "sweeps/pianogan-smoke.yaml", "--data", piano,
+                              "--storage", sweeps, "--name", "pianogan-smoke"),
+              os.path.join(sweeps, "pianogan-smoke", "leaderboard.csv"), ("preprocess-piano",)),
+        Stage("sweep-digits", ("sweep", "sweeps/spectogan-smoke.yaml", "--data", digits,
+                               "--storage", sweeps, "--name", "spectogan-smoke"),
+              os.path.join(sweeps, "spectogan-smoke", "leaderboard.csv"), ("classifier",)),
+        Stage("best-piano", ("best", os.path.join(sweeps, "pianogan-smoke"), "--out", best_p),
+              os.path.join(best_p, "best_config.yaml"), ("sweep-piano",)),
+        Stage("best-digits", ("best", os.path.join(sweeps, "spectogan-smoke"), "--out", best_s),
+              os.path.join(best_s, "best_config.yaml"), ("sweep-digits",)),
+        Stage("evaluate-piano", ("evaluate", os.path.join(best_p, "checkpoint"), "--data", piano,
+                                 "--out", os.path.join(best_p, "metrics.json")),
+              os.path.join(best_p, "metrics.json"), ("best-piano",)),
+        Stage("evaluate-digits", ("evaluate", os.path.join(best_s, "checkpoint"), "--data", digits,
+                                  "--out", os.path.join(best_s, "metrics.json")),
+              os.path.join(best_s, "metrics.json"), ("best-digits",)),
+        Stage("sample-piano", ("sample", os.path.join(best_p, "checkpoint"), "--out",
+                               os.path.join(best_p, "samples"), "--seeds", "0-3"),
+              os.path.join(best_p, "samples", "samples.json"), ("best-piano",)),
+        Stage("sample-digits", ("sample", os.path.join(best_s, "checkpoint"), "--out",
+                                os.path.join(best_s, "samples"), "--seeds", "0-15"),
+              os.path.join(best_s, "samples", "samples.json"), ("best-digits",)),
+    ]
+
+
+def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
+    blob = json.dumps([stage.argv, [stamps.get(a, "") for a in stage.after]]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def run(out: str, python: str = sys.executable) -> dict[str, float]:
+    """Run every stage not already done; returns seconds per stage (0.0 = skipped)."""
+    os.makedirs(out, exist_ok=True)
+    stamp_path = os.path.join(out, ".stages.json")
+    stamps: dict[str, str] = storage.read_json(stamp_path) if os.path.exists(stamp_path) else {}
+    seconds: dict[str, float] = {}
+    all_stages = stages(out)
+    for i, stage in enumerate(all_stages, 1):
+        stamp = _stamp(stage, stamps)
+        if stamps.get(stage.name) == stamp and os.path.exists(stage.done_marker):
+            print(f"[{i}/{len(all_stages)}] {stage.name}: up to date, skipped", flush=True)
+            seconds[stage.name] = 0.0
+            continue
+        cmd = [python, "-m", "audiogan", *stage.argv]
+        print(f"[{i}/{len(all_stages)}] {stage.name}: audiogan {shlex.join(stage.argv)}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd)
+        seconds[stage.name] = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"make demo: stage '{stage.name}' failed (exit {proc.returncode}); "
+                             f"re-run `make demo` to continue from it")
+        stamps.pop(stage.name, None)
+        stamps[stage.name] = stamp
+        storage.write_json_atomic(stamp_path, stamps)
+        print(f"    done in {seconds[stage.name]:.1f} s", flush=True)
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiogan.demo_run")
+    parser.add_argument("--out", default="results/demo")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
+    seconds = run(args.out)
+    from audiogan.report import write_demo_report
+
+    path = write_demo_report(args.out, seconds, total_s=time.perf_counter() - t0)
+    print(f"make demo: done in {time.perf_counter() - t0:.0f} s; report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
