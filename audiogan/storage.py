@@ -34,7 +34,10 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
 
 def join(base: str, *parts: str) -> str:
     if is_uri(base):
-        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+        # Keep URI options (`?endpoint_override=...&scheme=http`) after the joined path.
+        head, sep, query = base.partition("?")
+        joined = "/".join([head.rstrip("/"), *[p.strip("/") for p in parts]])
+        return f"{joined}?{query}" if sep else joined
     return os.path.join(base, *parts)
 
 
@@ -76,9 +79,9 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
                 os.unlink(tmp)
             raise
         return
-    # Object stores make an object visible only once its upload completes.
-    parent = p.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
+    # Object stores make an object visible only once its upload completes. No parent
+    # "directory" is created: keys need none, and on S3 create_dir would try to create the
+    # bucket (needing a region and extra permissions) and leave marker objects behind.
     with fs.open_output_stream(p) as f:
         f.write(data)
 
