@@ -1,0 +1,1 @@
+"""Training: the loop, its Ray adapters, checkpoints and the `audiogan train` command."""

@@ -1,0 +1,217 @@
+"""`audiogan train`: `train_loop` in a Ray Train V2 TorchTrainer (DDP), resumable.
+
+The run directory is `--out` = `RunConfig(storage_path=dirname(out), name=basename(out))`:
+Ray keeps its checkpoints (`checkpoint_<step>`) and run state there, we add `config.yaml`
+(written before training) and `tensorboard/`. Re-running the same command with the same
+`--out` makes Ray restore its checkpoint manager and hand the latest checkpoint to the
+workers: training continues from that step.
+
+Checkpoint keeping (Ray 2.60 `CheckpointConfig`, read in ray/train/v2/.../checkpoint_manager.py):
+with `num_to_keep=K` and a score attribute, checkpoints are kept sorted by score and all but
+the best K are deleted -- except the latest, which is never deleted. So K = train.keep_best
+gives exactly "the best K by the objective plus the latest". A missing or NaN score ranks
+worst and ties go to the later report, so without an evaluator we rank by `progress/step`.
+
+A non-finite loss ends the run with one line and exit code 1 (a failed run, not a usage
+mistake, which is exit 2). The worker function stops cleanly and leaves a marker, so
+`FailureConfig` does not restart a diverged run max_failures times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from audiogan import storage
+from audiogan.config import Config
+from audiogan.data import shards
+from audiogan.errors import UserError
+from audiogan.train.loop import NonFiniteLossError, evaluator_available, test_hooks, train_loop
+
+log = logging.getLogger("audiogan.train")
+
+NONFINITE_MARKER = "NONFINITE.json"
+KINDS = {"pianogan": "notes", "spectogan": "spectrogram"}
+
+
+def _worker_fn(config: dict[str, Any]) -> None:
+    """What each TorchTrainer worker runs: the loop, with divergence turned into a marker."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("audiogan").setLevel(logging.INFO)
+    try:
+        train_loop(config)
+    except NonFiniteLossError as exc:
+        import ray.train
+
+        if ray.train.get_context().get_world_rank() == 0 and config.get("run_dir"):
+            storage.write_json_atomic(storage.join(config["run_dir"], NONFINITE_MARKER),
+                                      {"message": str(exc)})
+        # Return normally: every rank saw the same loss (all-reduced) and stops here.
+
+
+def score_attribute(cfg: Config) -> tuple[str, str]:
+    if evaluator_available():
+        return cfg.train.objective, cfg.train.objective_mode
+    return "progress/step", "max"
+
+
+def build_trainer(cfg: Config, data: str, name: str, storage_path: str,
+                  resume_from: str | None = None) -> Any:
+    """A TorchTrainer running `train_loop` with cfg's workers, checkpoints and retries."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # runs in the dashboard
+    if not storage.is_uri(storage_path):
+        storage_path = os.path.abspath(storage_path)
+    resources = {"CPU": cfg.compute.cpus_per_worker}
+    if cfg.compute.gpu:
+        resources["GPU"] = 1
+    attribute, order = score_attribute(cfg)
+    loop_config = {"cfg": cfg.to_dict(), "data": data,
+                   "run_dir": storage.join(storage_path, name), "resume_from": resume_from,
+                   "test_hooks": test_hooks({})}
+    return TorchTrainer(
+        train_loop_per_worker=_worker_fn,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.compute.workers,
+                                               use_gpu=cfg.compute.gpu,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.train.keep_best, checkpoint_score_attribute=attribute,
+                checkpoint_score_order=order),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures)),
+    )
+
+
+def check_data_matches(cfg: Config, manifest: dict[str, Any], data: str) -> None:
+    want = KINDS[cfg.model.family]
+    if manifest.get("kind") != want:
+        raise UserError(f"preset '{cfg.preset}' trains on {want} data, '{data}' holds "
+                        f"{manifest.get('kind')}")
+
+
+def _check_same_model(run_dir: str, cfg: Config) -> None:
+    """Resuming into a run directory made with another model would fail at load time."""
+    path = storage.join(run_dir, "config.yaml")
+    if not storage.exists(path):
+        return
+    import yaml
+
+    old = Config.from_dict(yaml.safe_load(storage.read_bytes(path).decode()))
+    if old.model != cfg.model:
+        raise UserError(f"'{run_dir}' holds a run of another model ({old.preset}, d={old.model.d});"
+                        " choose another --out")
+
+
+def unwrap_failure(exc: BaseException) -> str | None:
+    """The one-line message of a NonFiniteLossError inside Ray's error wrapping, if any."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, NonFiniteLossError):
+            return str(e)
+        text = str(e)
+        if "NonFiniteLossError" in text and "non-finite loss at step" in text:
+            line = text[text.index("non-finite loss at step"):].splitlines()[0]
+            return line
+        stack.extend([e.__cause__, e.__context__, getattr(e, "cause", None)])
+        stack.extend(getattr(e, "worker_failures", {}).values())
+    return None
+
+
+def _print_summary(run_dir: str, result: Any, cfg: Config) -> dict[str, Any]:
+    attribute, order = score_attribute(cfg)
+    best = None
+    for checkpoint, metrics in getattr(result, "best_checkpoints", None) or []:
+        value = metrics.get(attribute)
+        if value is None or value != value:
+            continue
+        if best is None or (value < best[1] if order == "min" else value > best[1]):
+            best = (checkpoint.path, value, metrics)
+    latest = result.checkpoint.path if result.checkpoint is not None else None
+    metrics = dict(result.metrics or {})
+    if best is None and latest:
+        best = (latest, metrics.get(attribute), metrics)
+    summary = {"run_dir": run_dir, "steps": metrics.get("progress/step"),
+               "critic_steps": metrics.get("progress/critic_steps"),
+               "latest_checkpoint": latest, "best_checkpoint": best[0] if best else None,
+               "best_by": attribute, "best_value": best[1] if best else None,
+               "final_metrics": metrics}
+    print(f"done: {summary['steps']} steps ({summary['critic_steps']} critic steps) in {run_dir}")
+    if best:
+        print(f"best checkpoint ({attribute}={best[1]}): {best[0]}")
+    keys = [k for k in sorted(metrics) if k.startswith(("loss/", "eval/", "floor/"))]
+    for key in keys:
+        print(f"  {key:<22} {metrics[key]:.5g}")
+    return summary
+
+
+def _init_ray(address: str | None, cfg: Config) -> bool:
+    """Join `address`, or start an embedded local Ray; True when we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return False
+    ray.init(num_cpus=max(os.cpu_count() or 1, cfg.compute.workers * cfg.compute.cpus_per_worker),
+             include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
+             configure_logging=False)
+    return True
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    from audiogan.cli import train_config_from_args
+
+    cfg = train_config_from_args(args)
+    if not args.data or not args.out:
+        raise UserError("audiogan train needs --data DIR (preprocessed) and --out DIR")
+    manifest = shards.read_manifest(args.data)  # UserError without a manifest
+    check_data_matches(cfg, manifest, args.data)
+    out = args.out if storage.is_uri(args.out) else os.path.abspath(args.out)
+    storage_path, name = out.rstrip("/").rsplit("/", 1)
+    _check_same_model(out, cfg)
+    storage.makedirs(out)
+    storage.write_bytes_atomic(storage.join(out, "config.yaml"), cfg.to_yaml().encode())
+    marker = storage.join(out, NONFINITE_MARKER)
+    if storage.exists(marker):  # left by an earlier diverged attempt
+        fs, path = storage.resolve(marker)
+        fs.delete_file(path)
+    print(f"training {cfg.preset} ({cfg.compute.workers} worker(s), "
+          f"{cfg.train.total_steps} steps) -> {out}", flush=True)
+
+    import ray
+
+    started = _init_ray(args.address, cfg)
+    try:
+        trainer = build_trainer(cfg, args.data, name, storage_path)
+        try:
+            result = trainer.fit()
+        except Exception as exc:  # Ray wraps worker errors; surface ours as one line
+            line = unwrap_failure(exc)
+            if line is None:
+                raise
+            print(f"audiogan: error: {line}", file=sys.stderr)
+            return 1
+        if storage.exists(marker):
+            message = json.loads(storage.read_bytes(marker).decode())["message"]
+            print(f"audiogan: error: {message}", file=sys.stderr)
+            return 1
+        summary = _print_summary(out, result, cfg)
+        storage.write_json_atomic(storage.join(out, "summary.json"), summary)
+        return 0
+    finally:
+        if started:
+            ray.shutdown()

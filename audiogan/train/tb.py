@@ -1,0 +1,110 @@
+"""TensorBoard summaries of a run (rank 0): scalars, and at each evaluation fixed-seed audio
+and an image (spectrogram, or piano roll of the generated notes)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiogan.config import Config
+from audiogan.data import shards
+from audiogan.latent import latents_for_seeds
+
+log = logging.getLogger(__name__)
+
+N_MEDIA = 4          # fixed seeds eval_seed .. eval_seed + 3
+SAMPLE_RATE = 16000
+PIANO_AUDIO_S = 8.0  # keep event files small
+ROLL_STEP_S = 0.05
+
+
+class TensorBoard:
+    def __init__(self, log_dir: str, cfg: Config, manifest: dict[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=log_dir)
+        self.cfg, self.manifest = cfg, manifest
+        seeds = [cfg.metrics.eval_seed + i for i in range(N_MEDIA)]
+        self.z = latents_for_seeds(seeds, cfg.model.latent_dim)
+
+    def scalars(self, metrics: dict[str, Any], step: int) -> None:
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def media(self, generator: torch.nn.Module, step: int) -> None:
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.no_grad():
+                device = next(generator.parameters()).device
+                x = generator(self.z.to(device)).cpu().numpy()
+            if self.manifest["kind"] == "notes":
+                self._piano(x, step)
+            else:
+                self._spectrogram(x, step)
+            self.writer.flush()
+        # Summaries are a view on training, never a reason to stop it.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("TensorBoard media at step %d skipped: %s", step, exc)
+        finally:
+            generator.train(was_training)
+
+    def _piano(self, x: np.ndarray, step: int) -> None:
+        notes = shards.from_network(x, self.manifest)  # [N, window, 3]
+        for i, seq in enumerate(notes):
+            self.writer.add_image(f"piano_roll/{i}", piano_roll(seq)[None], step)
+            audio = render_notes(seq)
+            if audio is not None:
+                self.writer.add_audio(f"audio/{i}", torch.from_numpy(audio)[None], step,
+                                      sample_rate=SAMPLE_RATE)
+
+    def _spectrogram(self, x: np.ndarray, step: int) -> None:
+        for i, img in enumerate(x[:, 0]):
+            # frames x bins -> bins (low at the bottom) x frames, in [0, 1]
+            self.writer.add_image(f"spectrogram/{i}", ((img.T[::-1] + 1) / 2)[None].copy(), step)
+        try:
+            from audiogan.data.spectro import griffin_lim
+        except ImportError:
+            return
+        logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
+        audio = griffin_lim(logmag, n_iter=self.cfg.data.griffin_lim_iters).numpy()
+        for i, clip in enumerate(audio):
+            peak = float(np.abs(clip).max()) or 1.0
+            self.writer.add_audio(f"audio/{i}", torch.from_numpy(clip / peak)[None].float(), step,
+                                  sample_rate=SAMPLE_RATE)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def piano_roll(notes: np.ndarray, pitch_min: int = 21, pitch_max: int = 108,
+               max_s: float = 30.0) -> np.ndarray:
+    """[pitches, frames] float32 in [0, 1] (high pitches on top) of (pitch, step, duration)."""
+    onsets = np.cumsum(notes[:, 1])
+    frames = int(min(max_s, float(np.max(onsets + notes[:, 2], initial=0.0))) / ROLL_STEP_S) + 1
+    roll = np.zeros((pitch_max - pitch_min + 1, frames), np.float32)
+    for (pitch, _, dur), onset in zip(notes, onsets):
+        a = int(onset / ROLL_STEP_S)
+        if a >= frames:
+            continue
+        b = max(a + 1, min(frames, int((onset + dur) / ROLL_STEP_S)))
+        roll[int(pitch) - pitch_min, a:b] = 1.0
+    return roll[::-1].copy()
+
+
+def render_notes(notes: np.ndarray) -> np.ndarray | None:
+    """Sine rendering (pretty_midi.synthesize) of the first seconds, peak-normalised."""
+    try:
+        from audiogan.data.notes import notes_to_midi
+    except ImportError:
+        return None
+    audio = notes_to_midi(notes).synthesize(fs=SAMPLE_RATE)[: int(PIANO_AUDIO_S * SAMPLE_RATE)]
+    if audio.size == 0:
+        return None
+    peak = float(np.abs(audio).max()) or 1.0
+    return (audio / peak).astype(np.float32)
