@@ -1,0 +1,252 @@
+"""`audiogan sweep SPEC.yaml`: a Ray Tune + Optuna sweep over one preset.
+
+The sweep directory (`--storage`/NAME, local path or pyarrow.fs URI) describes itself:
+`sweep.yaml` (the resolved spec, written before anything starts), Tune's experiment state,
+one directory per trial (TensorBoard events, progress.csv, checkpoints), `optuna.db` (the
+study; SQLite on the driver's node unless the spec names a database URL) and, at the end,
+`leaderboard.csv`. `--resume` continues it with `Tuner.restore`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from audiogan import __version__, storage
+from audiogan.errors import UserError
+from audiogan.sweep_spec import SweepSpec, baseline_point, load_spec, spec_to_yaml, trial_config
+from audiogan.sweep_trial import CRITIC_STEPS, LOOP, SESSION, SWEEP_KEY, run_trial
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sweep_runs"
+SPEC_FILE = "sweep.yaml"
+STUDY_FILE = "optuna.db"
+TUNER_STATE = "tuner.pkl"
+DRIVER_MEMORY_BYTES = 256 * 1024 * 1024  # a multi-worker trial's driver: no CPU, see below
+
+
+def search_space(spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for key, d in spec.search.items():
+        kind = d["type"]
+        if kind == "loguniform":
+            space[key] = tune.loguniform(d["low"], d["high"])
+        elif kind == "uniform":
+            space[key] = tune.uniform(d["low"], d["high"])
+        elif kind == "int":
+            space[key] = tune.randint(d["low"], d["high"] + 1)  # Tune's upper bound is exclusive
+        else:
+            space[key] = tune.choice(d["values"])
+    return space
+
+
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    cfg = _probe_cfg(spec)
+    if spec.workers == 1:
+        res = {"cpu": float(cfg.compute.cpus_per_worker)}
+        if spec.gpu:
+            res["gpu"] = 1.0
+        return res
+    # The trial only drives a TorchTrainer that asks for its own workers. Tune rejects
+    # {"cpu": 0}, and any CPU fraction would keep a 2-worker run from ever fitting on a
+    # 2-core machine (workers take whole CPUs), so the driver reserves memory only.
+    return {"cpu": 0, "memory": float(DRIVER_MEMORY_BYTES)}
+
+
+def _probe_cfg(spec: SweepSpec):
+    from audiogan.sweep_spec import _probe_value
+
+    return trial_config(spec, {k: _probe_value(d) for k, d in spec.search.items()})
+
+
+def concurrency(spec: SweepSpec, cluster_cpus: float, local: bool) -> int:
+    """Trials in flight: the spec's limit, never more than the trials asked for, and
+    locally never more CPUs in use than the machine has."""
+    limit = min(spec.max_concurrent_trials, spec.num_samples)
+    if local:
+        per_trial = spec.workers * _probe_cfg(spec).compute.cpus_per_worker
+        limit = min(limit, max(1, int(cluster_cpus // per_trial)))
+    return max(1, limit)
+
+
+def study_storage_url(spec: SweepSpec, sweep_dir: str, name: str) -> str:
+    if spec_optuna_url(spec):
+        return spec_optuna_url(spec)
+    if storage.is_uri(sweep_dir):
+        # SQLite needs a local file: keep it on the driver's node, copy it to the sweep at the end.
+        local = os.path.join(os.path.expanduser("~/.cache/audiogan/optuna"), name)
+        os.makedirs(local, exist_ok=True)
+        return f"sqlite:///{os.path.join(local, STUDY_FILE)}"
+    return f"sqlite:///{os.path.join(sweep_dir, STUDY_FILE)}"
+
+
+def spec_optuna_url(spec: SweepSpec) -> str:
+    return spec.optuna_storage
+
+
+def build_searcher(spec: SweepSpec, url: str, study_name: str):
+    import optuna
+
+    from audiogan.sweep_trial import AudioganOptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = optuna.storages.RDBStorage(url)
+    points = [baseline_point(spec)] if spec.baseline else None
+    return AudioganOptunaSearch(metric=spec.metric, mode=spec.mode, points_to_evaluate=points,
+                                study_name=study_name, storage=rdb, seed=spec.optuna_seed)
+
+
+def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
+                cluster_cpus: float, loop: str = LOOP, session: str = SESSION,
+                restore: bool = False):
+    """The Tuner for a fresh sweep, or the restored one (`restore=True`)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    trainable = tune.with_resources(run_trial, trial_resources(spec))
+    if restore:
+        return tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    storage_path, name = _split(sweep_dir)
+    constants = {"spec": spec.to_dict(), "data": data, "loop": loop, "session": session,
+                 "train_storage": storage.join(sweep_dir, "train")}
+    param_space = {**search_space(spec), SWEEP_KEY: constants}
+    scheduler = ASHAScheduler(time_attr=CRITIC_STEPS, metric=spec.metric, mode=spec.mode,
+                              max_t=spec.max_critic_steps, grace_period=spec.grace_critic_steps,
+                              reduction_factor=spec.reduction_factor)
+    searcher = build_searcher(spec, study_storage_url(spec, sweep_dir, name), name)
+    tune_config = tune.TuneConfig(
+        search_alg=searcher, scheduler=scheduler, num_samples=spec.num_samples,
+        max_concurrent_trials=concurrency(spec, cluster_cpus, local),
+        trial_dirname_creator=_trial_dirname, trial_name_creator=_trial_dirname)
+    keep = _probe_cfg(spec).train.keep_best
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=keep,
+                                                checkpoint_score_attribute=spec.metric,
+                                                checkpoint_score_order=spec.mode),
+        failure_config=tune.FailureConfig(max_failures=_probe_cfg(spec).train.max_failures),
+        progress_reporter=_reporter(spec), verbose=1)
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+                      run_config=run_config)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _reporter(spec: SweepSpec):
+    from ray.tune import CLIReporter
+
+    metrics = {spec.metric: spec.metric, CRITIC_STEPS: "critic_steps", "loss/wdist": "wdist",
+               "time/step_s": "step_s"}
+    return CLIReporter(metric_columns=metrics, parameter_columns=list(spec.search),
+                       metric=spec.metric, mode=spec.mode, sort_by_metric=True,
+                       max_report_frequency=30, max_column_length=14)
+
+
+def _split(path: str) -> tuple[str, str]:
+    path = path.rstrip("/")
+    if storage.is_uri(path):
+        parent, name = path.rsplit("/", 1)
+        return parent, name
+    return os.path.dirname(os.path.abspath(path)), os.path.basename(path)
+
+
+def _sweep_dir(args: argparse.Namespace) -> tuple[str, str]:
+    name = args.name or os.path.splitext(os.path.basename(args.spec))[0]
+    root = args.storage or DEFAULT_STORAGE
+    root = root if storage.is_uri(root) else os.path.abspath(root)
+    return storage.join(root, name), name
+
+
+def _start_ray(address: str | None) -> tuple[bool, float]:
+    """(local, cluster CPUs). An already-initialised Ray (tests, ray job) is used as is."""
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
+    local = not address and not os.environ.get("RAY_ADDRESS")
+    return local, float(ray.cluster_resources().get("CPU", 1))
+
+
+def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address: str | None = None,
+              resume: bool = False, loop: str = LOOP, session: str = SESSION) -> Any:
+    """Run (or resume) a sweep; returns Tune's ResultGrid."""
+    from audiogan.data.shards import read_manifest
+
+    state = storage.join(sweep_dir, TUNER_STATE)
+    if resume and not storage.exists(state):
+        raise UserError(f"nothing to resume at '{sweep_dir}' (no {TUNER_STATE})")
+    if not resume and storage.exists(state):
+        raise UserError(f"sweep '{sweep_dir}' exists: pass --resume to continue it, "
+                        "or --name for a new one")
+    read_manifest(data)  # a missing or incomplete dataset fails here, not in every trial
+    # Training-only reports carry no objective; the searcher and ASHA skip them.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # CLIReporter: the objective's column
+    url = study_storage_url(spec, sweep_dir, name)
+    if not resume:
+        storage.write_bytes_atomic(storage.join(sweep_dir, SPEC_FILE), spec_to_yaml(spec, {
+            "name": name, "data": data, "sweep_dir": sweep_dir, "optuna_storage": url,
+            "study_name": name, "audiogan": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+    local, cpus = _start_ray(address)
+    tuner = build_tuner(spec, data, sweep_dir, local=local, cluster_cpus=cpus, loop=loop,
+                        session=session, restore=resume)
+    results = tuner.fit()
+    _publish_study(url, sweep_dir)
+    from audiogan.sweep_results import leaderboard, write_leaderboard
+
+    board = leaderboard(sweep_dir, spec.metric, spec.mode)
+    write_leaderboard(board, storage.join(sweep_dir, "leaderboard.csv"))
+    sys.stdout.write(board.to_string(index=False) + "\n")
+    return results
+
+
+def _publish_study(url: str, sweep_dir: str) -> None:
+    """A study kept off the sweep directory (URI storage) is copied there for `best`."""
+    target = storage.join(sweep_dir, STUDY_FILE)
+    if not url.startswith("sqlite:///") or not storage.is_uri(sweep_dir):
+        return
+    local = url[len("sqlite:///"):]
+    if os.path.exists(local):
+        with open(local, "rb") as f:
+            storage.write_bytes_atomic(target, f.read())
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    sweep_dir, name = _sweep_dir(args)
+    if args.dry_run:
+        sys.stdout.write(spec_to_yaml(spec, {"name": name, "sweep_dir": sweep_dir}))
+        example = trial_config(spec, baseline_point(spec))
+        sys.stdout.write("# a trial with the base values:\n" + example.to_yaml())
+        return 0
+    if args.resume and not args.data:
+        args.data = _spec_data(sweep_dir)
+    if not args.data:
+        raise UserError("--data DIR is required (a preprocessed dataset)")
+    run_sweep(spec, args.data, sweep_dir, name, address=args.address, resume=args.resume)
+    log.info("sweep done: %s", sweep_dir)
+    return 0
+
+
+def _spec_data(sweep_dir: str) -> str | None:
+    import yaml
+
+    path = storage.join(sweep_dir, SPEC_FILE)
+    if not storage.exists(path):
+        return None
+    return (yaml.safe_load(storage.read_bytes(path).decode()).get("resolved") or {}).get("data")
+
