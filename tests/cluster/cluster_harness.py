@@ -1,0 +1,193 @@
+"""Start and stop one private Ray head (optionally fake_multinode) without touching others.
+
+`ray stop` would kill every Ray process on the machine (other tests, other users). Instead
+every process of this cluster inherits a unique marker in its environment
+(AUDIOGAN_TEST_CLUSTER=<id>): the `ray start` children, the autoscaler, fake worker nodes it
+launches, their workers and job drivers. `stop()` signals exactly those processes.
+Token auth uses a test-private token file (RAY_AUTH_TOKEN_PATH), never ~/.ray/auth_token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+MARKER = "AUDIOGAN_TEST_CLUSTER"
+BIN = os.path.dirname(sys.executable)
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie (a zombie holds no resources; its parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def marked_processes(marker_value: str) -> list[int]:
+    """Pids whose environment carries this cluster's marker (read from /proc, Linux)."""
+    needle = f"{MARKER}={marker_value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0") and _alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4/IPv6 addresses with a TCP socket in LISTEN state on `port` (/proc/net/tcp*)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] != "0A" or int(hex_port, 16) != port:
+                continue
+            raw = bytes.fromhex(address)
+            if width == 8:
+                found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+            else:  # four little-endian 32-bit words
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+class LocalHead:
+    """A `ray start --head` on free ports, loopback dashboard, token auth, its own temp dir."""
+
+    def __init__(self, root: str, num_cpus: int = 1, resources: dict[str, float] | None = None,
+                 autoscaling_config: str | None = None, extra_env: dict[str, str] | None = None):
+        self.root = root
+        self.marker = uuid.uuid4().hex
+        self.temp_dir = os.path.join(root, "r")
+        self.token_path = os.path.join(root, "token")
+        self.gcs_port = free_port()
+        self.dashboard_port = free_port()
+        self.num_cpus = num_cpus
+        self.resources = resources or {}
+        self.autoscaling_config = autoscaling_config
+        self.token = secrets.token_hex(32)
+        os.makedirs(self.temp_dir, exist_ok=True)
+        with open(self.token_path, "w") as f:
+            f.write(self.token)
+        self.env = {
+            **os.environ,
+            MARKER: self.marker,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": self.token_path,
+            "RAY_TMPDIR": self.temp_dir,
+            "TMPDIR": self.temp_dir,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **(extra_env or {}),
+        }
+        self.env.pop("RAY_ADDRESS", None)
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def node_ip(self) -> str:
+        from ray._private.services import get_node_ip_address
+
+        return get_node_ip_address()
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{self.node_ip}:{self.gcs_port}"
+
+    def start(self, timeout_s: float = 90) -> None:
+        # Every port explicit: Ray's defaults (e.g. agent 52365) may be taken by others.
+        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
+                 "--dashboard-agent-listen-port": free_port(),
+                 "--dashboard-agent-grpc-port": free_port(),
+                 "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port(),
+                 "--ray-client-server-port": free_port()}
+        cmd = [os.path.join(BIN, "ray"), "start", "--head", f"--port={self.gcs_port}",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+               f"--temp-dir={self.temp_dir}", f"--num-cpus={self.num_cpus}",
+               "--disable-usage-stats"]
+        cmd += [f"{k}={v}" for k, v in ports.items()]
+        if self.resources:
+            cmd.append(f"--resources={json.dumps(self.resources)}")
+        if self.autoscaling_config:
+            cmd.append(f"--autoscaling-config={self.autoscaling_config}")
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout_s)
+        if out.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"ray start failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        deadline = time.monotonic() + timeout_s
+        while self.get("/api/version")[0] != 200:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("dashboard did not come up")
+            time.sleep(0.5)
+
+    def get(self, path: str, token: str | None = "default") -> tuple[int, str]:
+        """GET on the dashboard; token=None sends no Authorization header."""
+        req = urllib.request.Request(self.dashboard_url + path)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {self.token if token == 'default' else token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except OSError as exc:
+            return 0, str(exc)
+
+    def processes(self) -> list[int]:
+        return marked_processes(self.marker)
+
+    def stop(self, grace_s: float = 5) -> list[int]:
+        """SIGTERM this cluster's processes, SIGKILL what is left; returns the pids signalled."""
+        signalled: list[int] = []
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5), (signal.SIGKILL, 5)):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            signalled += [p for p in pids if p not in signalled]
+            deadline = time.monotonic() + wait_s
+            # Processes spawned meanwhile (a worker starting up) carry the marker too.
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        return signalled
+
+    def job_env(self) -> dict[str, Any]:
+        """Environment for `ray job ...` CLI calls against this cluster."""
+        return {**self.env, "RAY_ADDRESS": self.dashboard_url}
