@@ -1,0 +1,112 @@
+"""The one per-file function of preprocessing, shared by every execution mode.
+
+`process_file(item, params)` turns one listed source file into its examples (or a
+rejection). The Ray Data pipeline, the plain loop and `multiprocessing.Pool` of the
+benchmark all call exactly this, so their outputs can be compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from audiogan.data import audio, notes, spectro
+
+NO_NOTES = "no_notes"
+DRUMS_ONLY = "drums_only"
+ONLY_CONTROL_CHANGES = "only_control_changes"
+MIDI_MAGIC = b"MThd"
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    kind: str              # "notes" | "spectrogram"
+    window: int = 256
+    hop: int = 64
+    apply_pedal: bool = False
+
+    @property
+    def example_shape(self) -> tuple[int, int]:
+        return (self.window, 3) if self.kind == "notes" else (spectro.N_BINS, spectro.N_BINS)
+
+
+@dataclasses.dataclass
+class FileResult:
+    key: str
+    split: str
+    label: str
+    x: np.ndarray                      # [k, *example_shape] float32 (k = 0 when rejected)
+    reject: str = ""
+    detail: str = ""
+    repaired: tuple[str, ...] = ()
+
+
+def _midi_examples(data: bytes, split: str, p: Params) -> tuple[np.ndarray, list[str]]:
+    if data[:4] != MIDI_MAGIC:
+        raise audio.Rejected(audio.WRONG_FORMAT)
+    try:
+        pm = notes.load_midi(data)
+    except EOFError:
+        raise audio.Rejected(audio.TRUNCATED) from None
+    except Exception as exc:  # mido/pretty_midi raise many types on corrupt files
+        raise audio.Rejected(audio.UNPARSEABLE, f"{type(exc).__name__}: {exc}"[:80]) from None
+    tonal = [i for i in pm.instruments if not i.is_drum and i.notes]
+    if not tonal:
+        if any(i.notes for i in pm.instruments):
+            raise audio.Rejected(DRUMS_ONLY)
+        if any(i.control_changes for i in pm.instruments):
+            raise audio.Rejected(ONLY_CONTROL_CHANGES)
+        raise audio.Rejected(NO_NOTES)
+    repairs = ["merged_tracks"] if len(tonal) > 1 else []
+    arr = notes.midi_to_notes(pm, apply_pedal=p.apply_pedal)
+    hop = p.hop if split == "train" else p.window  # no overlap outside train
+    w = notes.windows(arr, p.window, hop)
+    if not len(w):
+        raise audio.Rejected(audio.TOO_SHORT, f"{len(arr)} notes < window {p.window}")
+    return w.astype(np.float32), repairs
+
+
+def _wav_examples(data: bytes) -> tuple[np.ndarray, list[str]]:
+    clip, repairs = audio.clip_from_wav(data)
+    return spectro.log_magnitude(clip)[None].astype(np.float32), repairs
+
+
+def process_file(item: Mapping[str, str], params: Params) -> FileResult:
+    """One source file -> its examples; bad input gives a rejection, never an exception."""
+    key, split, label = str(item["key"]), str(item["split"]), str(item["label"])
+    empty = np.zeros((0, *params.example_shape), np.float32)
+    if item.get("reject"):
+        return FileResult(key, split, label, empty, reject=str(item["reject"]))
+    try:
+        data = audio.read_source(str(item["path"]))
+        if params.kind == "notes":
+            x, repairs = _midi_examples(data, split, params)
+        else:
+            x, repairs = _wav_examples(data)
+    except audio.Rejected as rej:
+        return FileResult(key, split, label, empty, reject=rej.reason, detail=rej.detail)
+    return FileResult(key, split, label, x, repaired=tuple(repairs))
+
+
+def results_to_table(results: Sequence[FileResult]) -> pa.Table:
+    """Rows for transport through Ray Data: one row per example plus one status row per
+    file (`is_file` true, empty `x`), so rejects and repairs travel with the data."""
+    keys, splits, labels, xs, rejects, details, repaired, is_file = ([] for _ in range(8))
+    for r in results:
+        keys.append(r.key); splits.append(r.split); labels.append(r.label)  # noqa: E702
+        xs.append(b""); rejects.append(r.reject); details.append(r.detail)  # noqa: E702
+        repaired.append(",".join(r.repaired)); is_file.append(True)  # noqa: E702
+        for i, x in enumerate(r.x):
+            keys.append(f"{r.key}#{i}"); splits.append(r.split); labels.append(r.label)  # noqa
+            xs.append(np.ascontiguousarray(x, np.float32).tobytes())
+            rejects.append(""); details.append(""); repaired.append(""); is_file.append(False)  # noqa
+    return pa.table({"key": keys, "split": splits, "label": labels,
+                     "x": pa.array(xs, type=pa.large_binary()), "reject": rejects,
+                     "detail": details, "repaired": repaired, "is_file": is_file})
+
+
+def process_batch(items: Sequence[Mapping[str, Any]], params: Params) -> pa.Table:
+    return results_to_table([process_file(it, params) for it in items])
