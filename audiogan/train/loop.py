@@ -50,7 +50,8 @@ def test_hooks(config: dict[str, Any]) -> dict[str, Any]:
     hooks = dict(config.get("test_hooks") or {})
     env = {"nan_at_step": "AUDIOGAN_INJECT_NAN_AT_STEP",
            "exit_at_step": "AUDIOGAN_INJECT_EXIT_AT_STEP",
-           "exit_marker": "AUDIOGAN_INJECT_EXIT_MARKER"}
+           "exit_marker": "AUDIOGAN_INJECT_EXIT_MARKER",
+           "param_dump_dir": "AUDIOGAN_INJECT_PARAM_DUMP_DIR"}
     for key, var in env.items():
         if key not in hooks and os.environ.get(var):
             hooks[key] = os.environ[var]
@@ -131,6 +132,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
         step, critic_steps = int(loaded.state["step"]), int(loaded.state["critic_steps"])
         if rank == 0:
             log.info("resuming from %s at step %d", resume_path, step)
+    start_step = step
 
     generator.to(device)
     critic.to(device)
@@ -139,7 +141,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
-        g_model, d_model = DDP(generator, device_ids=ids), DDP(critic, device_ids=ids)
+        g_model = DDP(generator, device_ids=ids, gradient_as_bucket_view=True)
+        d_model = DDP(critic, device_ids=ids, gradient_as_bucket_view=True)
 
     torch.manual_seed(_rank_seed(cfg.train.seed, rank, step, 0))  # phase shuffle, interpolates
     batches = _Batches(real_x, cfg.optim.batch_size // world,
@@ -196,6 +199,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
                 meta = ckpt.build_meta(cfg, manifest, manifest_hash, step, critic_steps,
                                        {k: v for k, v in metrics.items()
                                         if isinstance(v, (int, float))})
+                meta["start_step"] = start_step  # where this attempt began (resume, recovery)
                 checkpoint_dir = ckpt.save_checkpoint(
                     os.path.join(tmp_root, ckpt.checkpoint_name(step)), state=state, cfg=cfg,
                     meta=meta)
@@ -208,11 +212,21 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
             session.report(metrics, checkpoint_dir=checkpoint_dir)
             if checkpoint_dir:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if hooks.get("param_dump_dir"):
+            _dump_params(hooks["param_dump_dir"], rank, generator, critic)
     finally:
         if tb is not None:
             tb.close()
         if tmp_root:
             shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def _dump_params(directory: str, rank: int, *modules: torch.nn.Module) -> None:
+    """Test hook: this rank's parameters, to compare replicas after a DDP run."""
+    os.makedirs(directory, exist_ok=True)
+    state = {f"{i}.{k}": v.detach().cpu() for i, m in enumerate(modules)
+             for k, v in m.state_dict().items()}
+    torch.save(state, os.path.join(directory, f"rank{rank}.pt"))
 
 
 def _maybe_exit(hooks: dict[str, Any], step: int, rank: int, world: int) -> None:

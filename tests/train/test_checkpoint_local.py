@@ -1,0 +1,130 @@
+"""Checkpoints (round trip, refusal of bad ones) and the loop without Ray (LocalSession)."""
+
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from audiogan.config import resolve
+from audiogan.errors import UserError
+from audiogan.latent import latents_for_seeds
+from audiogan.train import checkpoint as ckpt
+from audiogan.train.loop import NonFiniteLossError, train_loop
+from audiogan.train.session import LocalSession
+from tests.fixtures import make_dataset
+
+TINY = ["model.d=2", "optim.batch_size=2", "train.eval_every=2", "train.report_every=1",
+        "metrics.n_samples=8", "metrics.ndb_k=2"]
+
+
+@pytest.fixture(scope="module")
+def piano_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("piano")
+    data = make_dataset(root / "data", "notes", n_train=8, n_validation=4, n_test=4)
+    cfg = resolve("pianogan-cpu", TINY + ["train.total_steps=4"])
+    session = LocalSession(checkpoint_root=str(root / "ckpts"), log_dir=str(root / "tb"))
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
+    return root, data, cfg, session
+
+
+def test_local_run_reports_and_checkpoints(piano_run):
+    root, _, cfg, session = piano_run
+    steps = [r["progress/step"] for r in session.reports]
+    assert steps == [1, 2, 3, 4]
+    assert session.reports[-1]["progress/critic_steps"] == 4 * cfg.loss.n_critic
+    assert {"loss/critic", "loss/gen", "loss/gp", "loss/wdist", "time/step_s"} <= set(
+        session.reports[0])
+    assert [os.path.basename(c) for c in session.checkpoints] == [
+        "checkpoint_00000002", "checkpoint_00000004"]
+    assert os.listdir(root / "tb")  # TensorBoard event file
+
+
+def test_checkpoint_round_trip_gives_identical_generator_output(piano_run, tmp_path):
+    root, data, cfg, session = piano_run
+    path = session.checkpoints[-1]
+    g, cfg2, meta = ckpt.load_generator(path)
+    assert cfg2 == cfg and meta["step"] == 4 and meta["family"] == "pianogan"
+    assert "note_scaling" in meta and meta["kind"] == "notes"
+    z = latents_for_seeds(range(3), 100)
+    # save again from the loaded state, load, compare outputs exactly
+    loaded = ckpt.load_checkpoint(path)
+    again = ckpt.save_checkpoint(str(tmp_path / "copy"), state=loaded.state, cfg=loaded.cfg,
+                                 meta=loaded.meta)
+    g2, _, _ = ckpt.load_generator(again)
+    with torch.no_grad():
+        assert torch.equal(g(z), g2(z))
+
+
+def test_bad_checkpoints_are_one_line_user_errors(piano_run, tmp_path):
+    good = piano_run[3].checkpoints[-1]
+
+    def copy(name):
+        dst = tmp_path / name
+        shutil.copytree(good, dst)
+        return dst
+
+    with pytest.raises(UserError, match="not a directory"):
+        ckpt.load_checkpoint(str(tmp_path / "nope"))
+    missing = copy("missing")
+    os.remove(missing / "meta.json")
+    with pytest.raises(UserError, match="no meta.json"):
+        ckpt.load_checkpoint(str(missing))
+    truncated = copy("truncated")
+    blob = (truncated / "model.pt").read_bytes()
+    (truncated / "model.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        ckpt.load_checkpoint(str(truncated))
+    with pytest.raises(UserError, match="expected spectogan"):
+        ckpt.load_checkpoint(good, family="spectogan")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+def test_pickle_payload_is_refused_and_not_executed(piano_run, tmp_path):
+    good = piano_run[3].checkpoints[-1]
+    evil = tmp_path / "evil"
+    shutil.copytree(good, evil)
+    _Payload.marker = str(tmp_path / "pwned")
+    state = ckpt.load_checkpoint(good).state
+    state["extra"] = _Payload()
+    torch.save(state, evil / "model.pt")           # a zip torch file holding code
+    with pytest.raises(UserError, match="other than weights"):
+        ckpt.load_checkpoint(str(evil))
+    with open(evil / "model.pt", "wb") as f:       # a raw pickle
+        pickle.dump(_Payload(), f)
+    with pytest.raises(UserError):
+        ckpt.load_checkpoint(str(evil))
+    assert not os.path.exists(_Payload.marker)
+
+
+def test_resume_continues_from_checkpoint_step(piano_run, tmp_path):
+    _, data, cfg, session = piano_run
+    more = resolve("pianogan-cpu", TINY + ["train.total_steps=6"])
+    s2 = LocalSession(checkpoint_root=str(tmp_path / "ck"), resume_from=session.checkpoints[-1])
+    train_loop({"cfg": more.to_dict(), "data": data, "run_dir": None}, session=s2)
+    assert [r["progress/step"] for r in s2.reports] == [5, 6]
+    assert s2.reports[-1]["progress/critic_steps"] == 6 * more.loss.n_critic
+
+
+def test_nan_injection_gives_one_clear_error(piano_run):
+    _, data, cfg, _ = piano_run
+    with pytest.raises(NonFiniteLossError) as info:
+        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None,
+                    "test_hooks": {"nan_at_step": 3}}, session=LocalSession())
+    msg = str(info.value)
+    assert "\n" not in msg and "step 3" in msg and "loss/critic=nan" in msg and "loss/gen=" in msg
+
+
+def test_spectogan_local_run(tmp_path):
+    data = make_dataset(tmp_path / "spec", "spectrogram", n_train=4, n_validation=2, n_test=2)
+    cfg = resolve("spectogan-cpu", TINY + ["train.total_steps=2", "model.d=2"])
+    session = LocalSession(checkpoint_root=str(tmp_path / "ck"), log_dir=str(tmp_path / "tb"))
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
+    g, _, meta = ckpt.load_generator(session.checkpoints[-1])
+    assert "normalisation" in meta
+    assert g(latents_for_seeds([0], 100)).shape == (1, 1, 128, 128)
