@@ -171,18 +171,20 @@ def _start_ray(address: str | None) -> tuple[bool, float]:
     """(local, cluster CPUs). An already-initialised Ray (tests, ray job) is used as is."""
     import ray
 
+    address = address or os.environ.get("RAY_ADDRESS")  # set under `ray job submit`
     if not ray.is_initialized():
         if address:
             ray.init(address=address)
         else:
-            ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
-    local = not address and not os.environ.get("RAY_ADDRESS")
+            # "local": a fresh embedded Ray, never someone's `ray start` cluster by accident.
+            ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1")
+    local = not address
     return local, float(ray.cluster_resources().get("CPU", 1))
 
 
 def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address: str | None = None,
-              resume: bool = False, loop: str = LOOP, session: str = SESSION) -> Any:
-    """Run (or resume) a sweep; returns Tune's ResultGrid."""
+              resume: bool = False, loop: str = LOOP, session: str = SESSION) -> int:
+    """Run (or resume) a sweep; returns how many trials are left unfinished (interrupted)."""
     from audiogan.data.shards import read_manifest
 
     state = storage.join(sweep_dir, TUNER_STATE)
@@ -204,14 +206,15 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
     local, cpus = _start_ray(address)
     tuner = build_tuner(spec, data, sweep_dir, local=local, cluster_cpus=cpus, loop=loop,
                         session=session, restore=resume)
-    results = tuner.fit()
+    tuner.fit()
     _publish_study(url, sweep_dir)
     from audiogan.sweep_results import leaderboard, write_leaderboard
 
     board = leaderboard(sweep_dir, spec.metric, spec.mode)
     write_leaderboard(board, storage.join(sweep_dir, "leaderboard.csv"))
-    sys.stdout.write(board.to_string(index=False) + "\n")
-    return results
+    sys.stdout.write(board.drop(columns=["checkpoint"]).to_string(index=False) + "\n")
+    unfinished = int((~board["status"].isin(["TERMINATED", "ERROR"])).sum()) if len(board) else 0
+    return unfinished
 
 
 def _publish_study(url: str, sweep_dir: str) -> None:
@@ -237,8 +240,14 @@ def cli_main(args: argparse.Namespace) -> int:
         args.data = _spec_data(sweep_dir)
     if not args.data:
         raise UserError("--data DIR is required (a preprocessed dataset)")
-    run_sweep(spec, args.data, sweep_dir, name, address=args.address, resume=args.resume)
-    log.info("sweep done: %s", sweep_dir)
+    unfinished = run_sweep(spec, args.data, sweep_dir, name, address=args.address,
+                           resume=args.resume)
+    if unfinished:
+        print(f"sweep interrupted with {unfinished} unfinished trial(s); continue with:\n"
+              f"  audiogan sweep {args.spec} --resume --name {name}"
+              + (f" --storage {args.storage}" if args.storage else ""), file=sys.stderr)
+        return 130
+    print(f"sweep done: {sweep_dir}  (leaderboard.csv; `audiogan best {sweep_dir} --out DIR`)")
     return 0
 
 

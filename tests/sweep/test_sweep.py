@@ -1,0 +1,167 @@
+"""Sweeps: one real smoke sweep (interrupted by SIGINT, resumed) feeds most assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from audiogan import best as best_mod
+from audiogan.cli import main
+from audiogan.sweep_results import load_trials, stopped_early
+from audiogan.sweep_spec import load_spec, parse_spec
+from tests.sweep.conftest import REPO, SMOKE
+
+NAME = "smoke"
+
+
+def _cli(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "audiogan", *argv], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _completed_trials(db: str) -> int:
+    if not os.path.exists(db):
+        return 0
+    try:
+        study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{db}")
+    except (KeyError, ValueError):
+        return 0
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(notes_data, tmp_path_factory):
+    """The smoke sweep: started, SIGINT once a trial finished, then `--resume`d to the end."""
+    root = str(tmp_path_factory.mktemp("sweeps"))
+    sweep_dir = os.path.join(root, NAME)
+    db = os.path.join(sweep_dir, "optuna.db")
+    args = ["sweep", SMOKE, "--data", notes_data, "--storage", root, "--name", NAME]
+    first = _cli(*args)
+    deadline = time.time() + 240
+    while _completed_trials(db) < 1 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    interrupted = first.poll() is None
+    first.send_signal(signal.SIGINT)
+    out1 = first.communicate(timeout=120)[0]
+    before = _completed_trials(db)
+    second = _cli(*args, "--resume")
+    out2 = second.communicate(timeout=300)[0]
+    assert second.returncode == 0, out2[-3000:]
+    return {"dir": sweep_dir, "root": root, "interrupted": interrupted, "rc1": first.returncode,
+            "out1": out1, "completed_before_resume": before, "out2": out2}
+
+
+def test_resume_after_sigint_completes(smoke_sweep):
+    assert smoke_sweep["interrupted"], "the first run finished before it could be interrupted"
+    assert smoke_sweep["rc1"] == 130, smoke_sweep["out1"][-2000:]
+    assert "--resume" in smoke_sweep["out1"]
+    assert smoke_sweep["completed_before_resume"] >= 1
+    trials = load_trials(smoke_sweep["dir"], "eval/ndb", "min")
+    assert {t.status for t in trials} == {"TERMINATED"}
+
+
+def test_runs_trials_asked_with_distinct_params_and_leaderboard(smoke_sweep):
+    spec = load_spec(SMOKE)
+    trials = load_trials(smoke_sweep["dir"], "eval/ndb", "min")
+    assert len(trials) == spec.num_samples
+    params = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(params) == spec.num_samples
+    assert set(trials[0].params) == set(spec.search)
+    board = pd.read_csv(os.path.join(smoke_sweep["dir"], "leaderboard.csv"))
+    assert len(board) == spec.num_samples and list(board["rank"]) == list(range(1, len(board) + 1))
+    assert board["best eval/ndb"].notna().all()
+    # Equal critic-step budget: every trial reached max_critic_steps (n_critic rounding aside).
+    for t in trials:
+        assert spec.max_critic_steps <= t.last_critic_steps < spec.max_critic_steps + 10
+    # The sweep directory describes itself; trials log TensorBoard events.
+    resolved = yaml.safe_load(open(os.path.join(smoke_sweep["dir"], "sweep.yaml")))
+    assert resolved["base"] == spec.base and resolved["resolved"]["data"]
+    for t in trials:
+        tdir = os.path.join(smoke_sweep["dir"], f"trial_{t.trial_id}")
+        assert any(f.startswith("events.out.tfevents") for f in os.listdir(tdir))
+
+
+def test_optuna_study_holds_the_sweep_trials_once(smoke_sweep):
+    spec = load_spec(SMOKE)
+    study = optuna.load_study(study_name=NAME,
+                              storage=f"sqlite:///{os.path.join(smoke_sweep['dir'], 'optuna.db')}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    tune_ids = {t.trial_id for t in load_trials(smoke_sweep["dir"], "eval/ndb", "min")}
+    assert {t.user_attrs["tune_trial_id"] for t in done} == tune_ids
+    assert len(done) == spec.num_samples  # nothing lost, nothing duplicated by the restore
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    # The baseline (WaveGAN's defaults) was enqueued once, as the first trial.
+    assert study.trials[0].params == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4,
+                                      "loss.n_critic": 5, "loss.gp_weight": 10.0}
+    assert sum(t.params == study.trials[0].params for t in study.trials) == 1
+
+
+def test_best_copies_a_loadable_checkpoint_and_plots(smoke_sweep, tmp_path):
+    out = str(tmp_path / "best")
+    assert main(["best", smoke_sweep["dir"], "--out", out]) == 0
+    info = json.load(open(os.path.join(out, "best.json")))
+    trials = load_trials(smoke_sweep["dir"], "eval/ndb", "min")
+    assert info["value"] == min(t.best_value for t in trials)
+    for name in ("leaderboard.csv", "best_config.yaml", "plots/objective_over_critic_steps.png",
+                 "plots/objective_vs_hyperparameters.png", "plots/param_importances.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    cfg = yaml.safe_load(open(os.path.join(out, "best_config.yaml")))
+    for key, value in info["params"].items():
+        section, k = key.split(".")
+        assert cfg[section][k] == pytest.approx(value)
+    from audiogan.train.checkpoint import load_generator
+
+    generator, loaded_cfg, meta = load_generator(os.path.join(out, "checkpoint"))
+    assert loaded_cfg.optim.lr_g == pytest.approx(info["params"]["optim.lr_g"])
+    try:
+        import audiogan.sample  # noqa: F401
+    except ImportError:
+        return
+    assert main(["sample", os.path.join(out, "checkpoint"), "--out", str(tmp_path / "s"),
+                 "--seeds", "0-1"]) == 0
+
+
+def test_unknown_key_and_existing_sweep_are_one_line_errors(smoke_sweep, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(SMOKE).read() + "num_sample: 3\n")
+    assert main(["sweep", str(bad), "--data", "x", "--dry-run"]) == 2
+    assert "unknown key 'num_sample'" in capsys.readouterr().err
+    assert main(["sweep", SMOKE, "--data", smoke_sweep["dir"], "--storage",
+                 smoke_sweep["root"], "--name", NAME]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def _fake_spec(**extra):
+    raw = yaml.safe_load(open(SMOKE))
+    raw.update({"num_samples": 6, "baseline": False, "optuna_seed": 3, **extra})
+    return parse_spec(raw)
+
+
+def test_asha_stops_early_and_best_uses_all_evaluations(ray_cluster, notes_data, tmp_path):
+    from audiogan.sweep import run_sweep
+
+    spec = _fake_spec()
+    sweep_dir = str(tmp_path / "fake")
+    assert run_sweep(spec, notes_data, sweep_dir, "fake", loop="tests.sweep.fake_loop:train_loop") == 0
+    trials = load_trials(sweep_dir, "eval/ndb", "min")
+    assert len(trials) == 6
+    assert any(stopped_early(t, spec.max_critic_steps) for t in trials)
+    # Every trial is best at its first evaluation: scope "all" must find that, not the last.
+    for t in trials:
+        assert t.best_critic_steps == t.history["progress/critic_steps"].min()
+    chosen = best_mod.pick_best(trials, "min")
+    last = {t.trial_id: t.history["eval/ndb"].dropna().iloc[-1] for t in trials}
+    assert chosen.best_value == min(t.best_value for t in trials)
+    assert chosen.best_value < min(last.values())
+    assert chosen.checkpoint and os.path.exists(os.path.join(chosen.checkpoint, "state.json"))
+    state = json.load(open(os.path.join(chosen.checkpoint, "state.json")))
+    assert state["step"] * chosen.params["loss.n_critic"] == chosen.best_critic_steps
