@@ -44,6 +44,19 @@ class FileResult:
     repaired: tuple[str, ...] = ()
 
 
+def _has_control_changes(data: bytes) -> bool:
+    """pretty_midi drops note-less tracks, so ask mido (only on this rare path)."""
+    import io
+
+    import mido
+
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data))
+    except Exception:  # already parsed once by pretty_midi; be safe anyway
+        return False
+    return any(m.type == "control_change" for t in midi.tracks for m in t)
+
+
 def _midi_examples(data: bytes, split: str, p: Params) -> tuple[np.ndarray, list[str]]:
     if data[:4] != MIDI_MAGIC:
         raise audio.Rejected(audio.WRONG_FORMAT)
@@ -57,7 +70,7 @@ def _midi_examples(data: bytes, split: str, p: Params) -> tuple[np.ndarray, list
     if not tonal:
         if any(i.notes for i in pm.instruments):
             raise audio.Rejected(DRUMS_ONLY)
-        if any(i.control_changes for i in pm.instruments):
+        if _has_control_changes(data):
             raise audio.Rejected(ONLY_CONTROL_CHANGES)
         raise audio.Rejected(NO_NOTES)
     repairs = ["merged_tracks"] if len(tonal) > 1 else []
