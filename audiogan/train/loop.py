@@ -124,7 +124,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
     step, critic_steps = 0, 0
     resume_path = session.latest_checkpoint() or config.get("resume_from")
     if resume_path:
-        loaded = ckpt.load_checkpoint(resume_path, family=cfg.model.family)
+        loaded, resume_path = ckpt.load_for_resume(resume_path, family=cfg.model.family)
         ckpt.load_state_into(generator, loaded.state["generator"], "generator", resume_path)
         ckpt.load_state_into(critic, loaded.state["critic"], "critic", resume_path)
         opt_g.load_state_dict(loaded.state["opt_generator"])
@@ -239,6 +239,9 @@ def _maybe_exit(hooks: dict[str, Any], step: int, rank: int, world: int) -> None
     if marker:
         with open(marker, "w") as f:
             f.write(str(step))
+    # Ray Train's controller collects one queued report per health-check poll (2 s): give it
+    # time to commit the last checkpoint, as a real crash long after a checkpoint would.
+    time.sleep(float(hooks.get("exit_delay_s", 5.0)))
     log.warning("test hook: worker rank %d exits at step %d", rank, step)
     os._exit(1)
 
