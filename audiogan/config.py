@@ -289,14 +289,16 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "pianogan": {"model.family": "pianogan"},
         "spectogan": {"model.family": "spectogan"},
         # Small widths and batches so a 2-core laptop makes progress; the real-data runs here.
+        # Ray Train collects one report per 2 s health-check poll and report() blocks while
+        # one is pending: report_every keeps reports >= ~2 s apart so reporting never throttles.
         "pianogan-cpu": {
-            "model.family": "pianogan", "model.d": 16, "optim.batch_size": 32,
-            "train.total_steps": 3000, "train.eval_every": 250, "train.report_every": 10,
+            "model.family": "pianogan", "model.d": 8, "optim.batch_size": 32,
+            "train.total_steps": 6000, "train.eval_every": 500, "train.report_every": 25,
             "metrics.n_samples": 500, "metrics.ndb_k": 20, "compute.cpus_per_worker": 1,
         },
         "spectogan-cpu": {
-            "model.family": "spectogan", "model.d": 8, "optim.batch_size": 16,
-            "train.total_steps": 2000, "train.eval_every": 200, "train.report_every": 10,
+            "model.family": "spectogan", "model.d": 4, "optim.batch_size": 16,
+            "train.total_steps": 3000, "train.eval_every": 250, "train.report_every": 10,
             "metrics.n_samples": 500, "metrics.ndb_k": 20, "compute.cpus_per_worker": 1,
         },
     }
