@@ -126,11 +126,12 @@ def _versions() -> dict[str, str]:
 
 
 def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: bool = False,
-        address: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
-    """The whole stage; returns the manifest it wrote."""
+        address: str | None = None, batch_size: int | None = None,
+        items: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The whole stage; returns the manifest it wrote (`items` overrides the listing)."""
     t0 = time.time()
     prepare_out(out, source, overwrite)
-    items = sources.list_items(kind, source)
+    items = list(items) if items is not None else sources.list_items(kind, source)
     started = pipeline.ensure_ray(address)
     try:
         totals = _stream(items, params, out, batch_size)
