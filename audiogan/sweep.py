@@ -162,6 +162,9 @@ def _split(path: str) -> tuple[str, str]:
 
 def _sweep_dir(args: argparse.Namespace) -> tuple[str, str]:
     name = args.name or os.path.splitext(os.path.basename(args.spec))[0]
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        # The sweep directory must stay inside --storage.
+        raise UserError(f"--name '{name}' must be a plain name (no '/', not '..')")
     root = args.storage or DEFAULT_STORAGE
     root = root if storage.is_uri(root) else os.path.abspath(root)
     return storage.join(root, name), name

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import io
 import math
+import os
+import stat
 import struct
 
 import numpy as np
@@ -52,6 +54,11 @@ def read_source(path: str) -> bytes:
                 raise Rejected(UNREADABLE, "is a directory")
             data = storage.read_bytes(path)
         else:
+            # A FIFO would block open() forever, a link to /dev/zero would never end:
+            # only regular files are read (stat follows links; a directory is EISDIR below).
+            mode = os.stat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise Rejected(UNREADABLE, "not a regular file")
             with open(path, "rb") as f:
                 data = f.read()
     except Rejected:

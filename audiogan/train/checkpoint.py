@@ -12,6 +12,7 @@ Any defect (missing file, truncated, wrong family, pickle payload) is a one-line
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -26,6 +27,8 @@ from torch import nn
 from audiogan import __version__
 from audiogan.config import Config
 from audiogan.errors import UserError
+
+log = logging.getLogger(__name__)
 
 MODEL = "model.pt"
 CONFIG = "config.json"
@@ -80,6 +83,7 @@ def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict
     tmp = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=parent)
     try:
         torch.save(state, os.path.join(tmp, MODEL))
+        _inject_write_failure(os.path.join(tmp, MODEL), meta)
         with open(os.path.join(tmp, CONFIG), "w") as f:
             json.dump(cfg.to_dict(), f, indent=2, sort_keys=True)
         with open(os.path.join(tmp, META), "w") as f:
@@ -128,6 +132,46 @@ def load_checkpoint(path: str, family: str | None = None) -> Loaded:
         raise UserError(f"checkpoint '{path}' is a {cfg.model.family} checkpoint, "
                         f"expected {family}")
     return Loaded(cfg=cfg, meta=meta, state=state)
+
+
+def _inject_write_failure(model_path: str, meta: dict[str, Any]) -> None:
+    """Test hook (tests/reliability): at step AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP, cut the
+    half-written model.pt in two and fail as a full disk would."""
+    step = os.environ.get("AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP")
+    if not step or int(step) != int(meta.get("step", -1)):
+        return
+    with open(model_path, "r+b") as f:
+        f.truncate(os.path.getsize(model_path) // 2)
+    raise OSError(28, f"No space left on device (injected while writing step {step})")
+
+
+def load_for_resume(path: str, family: str | None = None) -> tuple[Loaded, str]:
+    """The checkpoint at `path`, else -- with a warning -- the newest loadable older sibling.
+
+    A crash, preemption or full disk can leave the latest checkpoint truncated; its
+    siblings (`checkpoint_*` in the same run or trial directory, names sort by step) are
+    older states. Resuming from the newest good one loses one more interval instead of
+    the run. No good sibling: the latest's own error.
+    """
+    try:
+        return load_checkpoint(path, family), path
+    except UserError as exc:
+        error = exc
+    path = os.path.abspath(path.rstrip("/"))
+    if not os.path.isdir(path):
+        raise error
+    parent, name = os.path.split(path)
+    older = sorted((n for n in os.listdir(parent) if n.startswith("checkpoint_") and n < name
+                    and os.path.isdir(os.path.join(parent, n))), reverse=True)
+    for candidate in older:
+        try:
+            loaded = load_checkpoint(os.path.join(parent, candidate), family)
+        except UserError:
+            continue
+        log.warning("checkpoint unusable, resuming from the previous one: %s -> %s (step %s)",
+                    error, candidate, loaded.meta.get("step"))
+        return loaded, os.path.join(parent, candidate)
+    raise error
 
 
 def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, path: str) -> None:

@@ -1,0 +1,134 @@
+"""Sweep faults: the driver SIGKILLed then `--resume`d; one trial raising among more
+trials than cores (peak memory measured). SIGINT + resume is tests/sweep's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from audiogan.sweep_results import load_trials
+from audiogan.sweep_spec import parse_spec
+from tests.reliability.procs import Command, descendants, record, rss_bytes
+from tests.reliability.sweep_loops import MESSAGE
+from tests.sweep.conftest import SMOKE
+
+pytestmark = pytest.mark.ray
+
+
+def spec_raw(**extra) -> dict:
+    raw = yaml.safe_load(open(SMOKE))
+    raw.update({"max_critic_steps": 20, "grace_critic_steps": 10, **extra})
+    return raw
+
+
+def complete_trials(db: str, name: str) -> list:
+    if not os.path.exists(db):
+        return []
+    try:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    except (KeyError, ValueError, Exception):  # the driver may be creating it right now
+        return []
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.slow
+def test_driver_sigkill_then_resume_completes_every_trial_once(notes_data, tmp_path):
+    spec_path = tmp_path / "rel.yaml"
+    spec_path.write_text(yaml.safe_dump(spec_raw(num_samples=4)))
+    storage, name = tmp_path / "sweeps", "rel"
+    sweep_dir = storage / name
+    db = str(sweep_dir / "optuna.db")
+    argv = ["sweep", str(spec_path), "--data", notes_data, "--storage", str(storage),
+            "--name", name]
+    first = Command(argv)
+    try:
+        assert first.wait_for(lambda: len(complete_trials(db, name)) >= 1, 240, 0.2), \
+            first.output[-3000:]
+        alive = first.proc.poll() is None
+        done_at_kill = len(complete_trials(db, name))
+        first.signal(signal.SIGKILL)
+        first.wait(60)
+        left_after_kill = first.leftovers(grace_s=3)
+    finally:
+        first.cleanup()
+    assert alive, "the sweep finished before the kill"
+    second = Command(argv + ["--resume"])
+    try:
+        rc = second.wait(400)
+        left = second.leftovers()
+    finally:
+        second.cleanup()
+    assert rc == 0, second.output[-4000:]
+    board = pd.read_csv(sweep_dir / "leaderboard.csv")
+    assert len(board) == 4 and board["trial_id"].is_unique
+    assert set(board["status"]) == {"TERMINATED"} and board["best eval/ndb"].notna().all()
+    done = complete_trials(db, name)
+    assert sorted(t.user_attrs["tune_trial_id"] for t in done) == sorted(board["trial_id"])
+    assert left == {}, left
+    record("sweep_driver_sigkill", trials=4, complete_at_kill=done_at_kill,
+           leaderboard_rows=len(board), unique=bool(board["trial_id"].is_unique),
+           processes_left_after_driver_sigkill=len(left_after_kill),
+           resume_seconds=round(second.lines[-1][0], 1))
+
+
+class PeakRss:
+    """Samples the summed RSS of this process and its descendants (driver + Ray)."""
+
+    def __init__(self, period_s: float = 0.5) -> None:
+        self.peak = self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period_s,), daemon=True)
+
+    def _run(self, period_s: float) -> None:
+        while not self._stop.is_set():
+            pids = descendants(os.getpid())
+            rss = rss_bytes(pids)
+            if rss > self.peak:
+                self.peak, self.peak_procs = rss, len(pids)
+            self._stop.wait(period_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.slow
+def test_raising_trial_errors_others_complete_with_more_trials_than_cores(
+        ray_cluster, notes_data, tmp_path):
+    from audiogan.sweep import run_sweep
+
+    raw = spec_raw(num_samples=6, max_concurrent_trials=6)
+    raw["overrides"] = {**raw["overrides"], "train.max_failures": 0}
+    spec = parse_spec(raw)
+    cores = int(ray_cluster.cluster_resources()["CPU"])
+    sweep_dir = str(tmp_path / "queued")
+    t0 = time.monotonic()
+    with PeakRss() as mem:
+        unfinished = run_sweep(spec, notes_data, sweep_dir, "queued",
+                               loop="tests.reliability.sweep_loops:raising_loop")
+    seconds = time.monotonic() - t0
+    assert unfinished == 0
+    trials = load_trials(sweep_dir, "eval/ndb", "min")
+    assert len(trials) == 6 > cores
+    errored = [t for t in trials if t.status == "ERROR"]
+    assert len(errored) == 1 and errored[0].params["optim.lr_g"] == 1e-4
+    error_txt = open(os.path.join(sweep_dir, f"trial_{errored[0].trial_id}", "error.txt")).read()
+    assert MESSAGE in error_txt
+    ok = [t for t in trials if t.status == "TERMINATED"]
+    assert len(ok) == 5 and all(t.best_value is not None for t in ok)
+    board = pd.read_csv(os.path.join(sweep_dir, "leaderboard.csv"))
+    assert sorted(board["status"]) == ["ERROR"] + ["TERMINATED"] * 5
+    record("sweep_queued_and_raising", trials=6, cores=cores, errored=1, completed=5,
+           peak_rss_mib=round(mem.peak / 2 ** 20), processes_at_peak=mem.peak_procs,
+           seconds=round(seconds, 1))
