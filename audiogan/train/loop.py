@@ -51,7 +51,8 @@ def test_hooks(config: dict[str, Any]) -> dict[str, Any]:
     env = {"nan_at_step": "AUDIOGAN_INJECT_NAN_AT_STEP",
            "exit_at_step": "AUDIOGAN_INJECT_EXIT_AT_STEP",
            "exit_marker": "AUDIOGAN_INJECT_EXIT_MARKER",
-           "param_dump_dir": "AUDIOGAN_INJECT_PARAM_DUMP_DIR"}
+           "param_dump_dir": "AUDIOGAN_INJECT_PARAM_DUMP_DIR",
+           "report_log": "AUDIOGAN_HOOK_REPORT_LOG"}
     for key, var in env.items():
         if key not in hooks and os.environ.get(var):
             hooks[key] = os.environ[var]
@@ -160,6 +161,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
     total, ckpt_every, report_every = cfg.train.total_steps, cfg.ckpt_every, cfg.train.report_every
     sums = dict.fromkeys(LOSS_KEYS, 0.0)
     n_since, t_since = 0, 0.0
+    t_start = time.perf_counter()
     try:
         while step < total:
             t0 = time.perf_counter()
@@ -185,7 +187,12 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
                 continue
             metrics: dict[str, Any] = {k: sums[k] / n_since for k in LOSS_KEYS}
             metrics.update({"time/step_s": t_since / n_since, "progress/step": step,
-                            "progress/critic_steps": critic_steps})
+                            "progress/critic_steps": critic_steps,
+                            # wall time of this attempt, reporting included (benchmarks)
+                            "time/elapsed_s": time.perf_counter() - t_start,
+                            "sys/peak_rss_mb": _peak_rss_mb()})
+            if hooks.get("report_log") and rank == 0:
+                _append_json(hooks["report_log"], metrics)
             sums, n_since, t_since = dict.fromkeys(LOSS_KEYS, 0.0), 0, 0.0
             checkpoint_dir = None
             if is_ckpt and rank == 0:
@@ -219,6 +226,19 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
             tb.close()
         if tmp_root:
             shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _append_json(path: str, metrics: dict[str, Any]) -> None:
+    import json
+
+    with open(path, "a") as f:
+        f.write(json.dumps(metrics) + "\n")
 
 
 def _dump_params(directory: str, rank: int, *modules: torch.nn.Module) -> None:

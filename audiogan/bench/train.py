@@ -1,0 +1,182 @@
+"""`audiogan bench train`: what Ray Train costs over a plain PyTorch loop, and what 2 workers buy.
+
+For each CPU preset, on a synthetic dataset built in a temp dir (so it runs anywhere):
+  plain  -- one process calls `wgan.train_step` on the same models, batch and thread count
+  ray1   -- `audiogan train`'s TorchTrainer with 1 worker
+  ray2   -- the same with 2 workers (same global batch)
+Steady-state steps/s is measured after `warmup` steps (from the loop's own `time/elapsed_s`
+at two reports, so reporting overhead is included); the fixed start-up (`fit()` wall time
+minus the steady-state steps) is reported separately. Repeats are interleaved
+(plain, ray1, ray2, plain, ...) and we take medians: single runs here vary by about 20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from audiogan import storage
+from audiogan.config import Config, DataConfig, resolve
+from audiogan.data import scaling, shards
+
+PRESETS = ("pianogan-cpu", "spectogan-cpu")
+
+
+def synthetic_dataset(root: str, kind: str, n_train: int, seed: int = 0) -> str:
+    """Random shards + manifest of `kind`, enough to train and evaluate on."""
+    rng = np.random.default_rng(seed)
+    n = n_train + 2 * max(8, n_train // 8)
+    if kind == "notes":
+        xs = np.stack([rng.integers(30, 100, (n, 256)), rng.exponential(0.1, (n, 256)),
+                       rng.exponential(0.3, (n, 256)) + 0.01], -1).astype(np.float32)
+        extra: dict[str, Any] = {"note_scaling": scaling.note_constants(DataConfig())}
+    else:
+        xs = (-6 + rng.standard_normal((n, 128, 128))).astype(np.float32)
+        extra = {"normalisation": {"mean": [-6.0] * 128, "std": [1.0] * 128, "clip_std": 3.0}}
+    held = (n - n_train) // 2
+    splits = ["train"] * n_train + ["validation"] * held + ["test"] * (n - n_train - held)
+    os.makedirs(os.path.join(root, shards.SHARDS), exist_ok=True)
+    table = shards.make_table([f"s/{i:06d}#0" for i in range(n)], splits,
+                              [str(i % 10) for i in range(n)], xs)
+    pq.write_table(table, os.path.join(root, shards.SHARDS, "part-00000.parquet"))
+    counts = {s: splits.count(s) for s in shards.SPLITS}
+    storage.write_json_atomic(os.path.join(root, shards.MANIFEST), {
+        "schema_version": shards.SCHEMA_VERSION, "kind": kind, "dataset": "bench",
+        "example_shape": [256, 3] if kind == "notes" else [128, 128], "counts": counts,
+        "labels": sorted({str(i % 10) for i in range(n)}), **extra})
+    return root
+
+
+def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
+    """The same step functions, models, batch and threads, in this process, no Ray."""
+    from audiogan import wgan
+    from audiogan.models import build_critic, build_generator
+    from audiogan.train.loop import _Batches
+
+    torch.set_num_threads(cfg.compute.cpus_per_worker)
+    manifest = shards.read_manifest(data)
+    x = torch.from_numpy(shards.load_split(data, "train", manifest=manifest).x)
+    torch.manual_seed(cfg.train.seed)
+    g = build_generator(cfg, manifest["example_shape"])
+    d = build_critic(cfg, manifest["example_shape"])
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.optim.lr_d, betas=betas)
+    batches = _Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1), torch.device("cpu"))
+    zg = torch.Generator().manual_seed(2)
+
+    def next_z() -> torch.Tensor:
+        return torch.rand(cfg.optim.batch_size, cfg.model.latent_dim, generator=zg) * 2 - 1
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            wgan.train_step(g, d, opt_g, opt_d, batches, next_z, cfg.loss.n_critic,
+                            cfg.loss.gp_weight)
+
+    run(warmup)
+    start = time.perf_counter()
+    run(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work: str
+            ) -> dict[str, float]:
+    from audiogan.train.run import build_trainer
+
+    total = warmup + steps
+    cfg = cfg.override({"compute.workers": workers, "train.total_steps": total,
+                        "train.eval_every": total,
+                        "train.max_failures": 0}).validate()
+    name = f"run-{time.time_ns()}"
+    log_path = os.path.join(work, f"{name}.jsonl")
+    os.environ["AUDIOGAN_HOOK_REPORT_LOG"] = log_path
+    try:
+        start = time.perf_counter()
+        build_trainer(cfg, data, name, work).fit()
+        wall = time.perf_counter() - start
+    finally:
+        os.environ.pop("AUDIOGAN_HOOK_REPORT_LOG", None)
+    with open(log_path) as f:
+        reports = {r["progress/step"]: r for r in map(json.loads, f)}
+    first, last = reports[warmup], reports[total]
+    rate = steps / (last["time/elapsed_s"] - first["time/elapsed_s"])
+    shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+    return {"steps_per_s": rate, "startup_s": wall - total / rate,
+            "peak_rss_mb_rank0": last["sys/peak_rss_mb"]}
+
+
+def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str, Any]:
+    if quick:
+        cfg = resolve(preset, ["model.d=2", "optim.batch_size=4", "metrics.n_samples=8",
+                               "metrics.ndb_k=2", "train.report_every=2"])
+        warmup, steps, n_train = 2, 4, 16
+    else:
+        cfg = resolve(preset, ["metrics.n_samples=64", "metrics.ndb_k=8"])
+        # Measure at the preset's report rate (reports are part of the cost).
+        warmup, n_train = cfg.train.report_every, 256
+        steps = 2 * warmup
+    kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
+    data = synthetic_dataset(os.path.join(work, f"data-{preset}"), kind, n_train)
+    runs: dict[str, list[Any]] = {"plain": [], "ray1": [], "ray2": []}
+    for _ in range(repeats):  # interleaved
+        runs["plain"].append(plain_steps_per_s(cfg, data, warmup, steps))
+        runs["ray1"].append(ray_run(cfg, data, 1, warmup, steps, work))
+        runs["ray2"].append(ray_run(cfg, data, 2, warmup, steps, work))
+    med = {k: statistics.median(r if k == "plain" else [x["steps_per_s"] for x in r])
+           for k, r in runs.items()}
+    return {
+        "config": {"d": cfg.model.d, "batch_size": cfg.optim.batch_size,
+                   "n_critic": cfg.loss.n_critic, "cpus_per_worker": cfg.compute.cpus_per_worker,
+                   "warmup_steps": warmup, "timed_steps": steps, "repeats": repeats},
+        "steps_per_s": {"plain": med["plain"], "ray_1_worker": med["ray1"],
+                        "ray_2_workers": med["ray2"]},
+        "ratio_ray1_over_plain": med["ray1"] / med["plain"],
+        "target_ratio": 0.95,
+        "meets_target": med["ray1"] / med["plain"] >= 0.95,
+        "speedup_2_over_1_workers": med["ray2"] / med["ray1"],
+        "startup_s": {"ray_1_worker": statistics.median(x["startup_s"] for x in runs["ray1"]),
+                      "ray_2_workers": statistics.median(x["startup_s"] for x in runs["ray2"])},
+        "peak_rss_mb_per_worker": {
+            "ray_1_worker": max(x["peak_rss_mb_rank0"] for x in runs["ray1"]),
+            "ray_2_workers": max(x["peak_rss_mb_rank0"] for x in runs["ray2"])},
+        "raw": {"plain": runs["plain"], "ray1": runs["ray1"], "ray2": runs["ray2"]},
+    }
+
+
+def run(args: argparse.Namespace) -> str:
+    import ray
+
+    quick = bool(getattr(args, "quick", False))
+    repeats = 1 if quick else 5
+    work = tempfile.mkdtemp(prefix="audiogan-bench-train-")
+    started = False
+    try:
+        if not ray.is_initialized():
+            ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+            started = True
+        os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+        results = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
+    finally:
+        if started:
+            ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return _write(args, {"quick": quick, "presets": results,
+                         "notes": "steps/s after warm-up, medians of interleaved repeats; "
+                                  "startup_s = fit() wall time minus the steady-state steps"})
+
+
+def _write(args: argparse.Namespace, result: dict[str, Any]) -> str:
+    from audiogan.bench import write_result
+
+    return write_result(getattr(args, "out", None) or "results/bench", "train", result)
