@@ -172,3 +172,52 @@ def test_missing_manifest_is_a_user_error(base):
 
     with pytest.raises(UserError, match="no manifest.json"):
         shards.read_manifest(storage.join(base, "nothing-here"))
+
+
+def _tiny_midi(path, n_notes: int, seed: int) -> None:
+    import pretty_midi
+
+    rng = np.random.default_rng(seed)
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    t = 0.0
+    for _ in range(n_notes):
+        t += float(rng.choice([0.0, 0.125, 0.25]))
+        piano.notes.append(pretty_midi.Note(velocity=80, pitch=int(rng.integers(40, 90)),
+                                            start=t, end=t + float(rng.choice([0.1, 0.5]))))
+    pm.instruments.append(piano)
+    pm.write(str(path))
+
+
+@pytest.mark.slow  # a cold Ray Data pipeline in a subprocess: ~15-40 s here
+def test_preprocess_writes_into_the_bucket_and_load_split_reads_it(moto_endpoint, tmp_path):
+    pytest.importorskip("audiogan.data.preprocess")
+    from audiogan.data import notes
+
+    source = tmp_path / "midi"
+    source.mkdir()
+    for i, n in enumerate((40, 56)):
+        _tiny_midi(source / f"song{i}.mid", n, seed=i)
+    out = s3_uri(moto_endpoint, f"pre-{uuid.uuid4().hex[:8]}/piano")
+    env = {**os.environ, **S3_ENV, "RAY_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "-m", "audiogan", "preprocess", "midi-dir",
+                           "--source", str(source), "--out", out, "--window", "16", "--hop", "8"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    manifest = shards.read_manifest(out)
+    assert manifest["kind"] == "notes" and manifest["example_shape"] == [16, 3]
+    got = shards.load_split(out, "train", scaled=False)
+    assert len(got.keys) == manifest["counts"]["train"] > 0
+    want = {}
+    for i in range(2):
+        ws = notes.windows(notes.midi_to_notes(str(source / f"song{i}.mid")), 16, 8)
+        want.update({f"song{i}.mid#{k}": w for k, w in enumerate(ws)})
+    assert set(got.keys) == set(want)
+    for key, x in zip(got.keys, got.x):
+        np.testing.assert_allclose(x, want[key], atol=1e-6)
+    # The objects really are in the bucket (through boto3, not pyarrow).
+    prefix = out.split("?")[0].removeprefix(f"s3://{BUCKET}/")
+    listed = s3_client(moto_endpoint).list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    names = {o["Key"].removeprefix(prefix + "/") for o in listed["Contents"]}
+    assert shards.MANIFEST in names and any(n.startswith("shards/") for n in names)
