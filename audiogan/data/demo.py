@@ -96,7 +96,7 @@ def _build_part(out: str, part: str, build, *args) -> tuple[dict, float]:
 
 
 def build_demo(out: str, n_midi: int | None = None, n_per_digit: int | None = None,
-               seed: int = 0, workers: int | None = None) -> dict:
+               seed: int = 0) -> dict:
     """Build (or find complete) the demo datasets in `out`; returns the provenance."""
     if storage.is_uri(out):
         raise UserError("data demo writes to a local directory; --out must be a local path")
@@ -115,10 +115,9 @@ def build_demo(out: str, n_midi: int | None = None, n_per_digit: int | None = No
     except OSError as exc:
         raise UserError(f"cannot create {out}: {exc.strerror}") from exc
     _clear_previous(out)
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     _say(f"piano: rendering {n_midi} MIDI files from {n_midi * demo_piano.CHORALES_PER_FILE} "
-         f"music21 Bach chorales ({workers} worker(s))")
-    piano, piano_s = _build_part(out, demo_piano.ROOT, demo_piano.build, n_midi, seed, workers)
+         "music21 Bach chorales")
+    piano, piano_s = _build_part(out, demo_piano.ROOT, demo_piano.build, n_midi, seed)
     _say(f"piano: {piano['files']} files, {piano['notes']} notes, "
          f"{piano['windows_256_no_overlap']} windows of 256, splits {piano['splits']} "
          f"({piano_s:.1f} s)")
@@ -135,7 +134,8 @@ def build_demo(out: str, n_midi: int | None = None, n_per_digit: int | None = No
         "seconds": {"piano": round(piano_s, 1), "digits": round(speech_s, 1)},
         "piano": {
             "layout": "MAESTRO v3 (maestro-v3.0.0/YEAR/NAME.midi + maestro-v3.0.0.csv)",
-            "source": "music21 corpus: Bach chorales (MusicXML, quantised four-part scores)",
+            "source": "music21 corpus: Bach chorales (MusicXML, quantised four-part scores), "
+                      "read by audiogan.data.musicxml (checked note for note against music21)",
             "chorales_per_file": demo_piano.CHORALES_PER_FILE,
             "rendering": "ties merged, unisons merged, same-pitch overlaps ended at the later "
                          "onset; per chorale a tempo (score mark +-5% or 60-92 bpm), AR(1) "

@@ -1,6 +1,6 @@
 """Demo piano MIDI in the MAESTRO v3 layout, rendered from the Bach chorales music21 bundles.
 
-The chorales are quantised four-part scores (MusicXML). Each demo "performance" strings a
+The chorales are quantised four-part scores (MusicXML, read by `musicxml.py`). Each demo "performance" strings a
 few of them together (so every file holds several 256-note windows) and renders them with
 small seeded expressive deviations a pianist would add: a tempo per chorale, a slow tempo
 drift, held fermatas and a final ritardando, onset jitter with the melody slightly ahead,
@@ -10,16 +10,16 @@ chorales played from the score, not recorded performances.
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import importlib.util
 import logging
 import math
-import multiprocessing
 import os
 import re
 
 import numpy as np
+
+from audiogan.data.musicxml import read_notes
 
 log = logging.getLogger(__name__)
 
@@ -41,45 +41,6 @@ def chorale_paths() -> list[str]:
     folder = os.path.join(list(spec.submodule_search_locations)[0], "corpus", "bach")
     names = sorted(n for n in os.listdir(folder) if _CHORALE.match(n) and not n.startswith("bwv846"))
     return [os.path.join(folder, n) for n in names]
-
-
-def parse_chorale(path: str) -> dict:
-    """Per-voice notes (pitch, onset and duration in quarters, fermata) with ties merged."""
-    from music21 import converter, expressions, tempo
-
-    score = converter.parse(path, forceSource=True)
-    voices = []
-    for part in score.parts:
-        notes: list[list] = []
-        held: dict[int, list] = {}  # pitch -> the note a tie continues
-        for n in part.flatten().notes:
-            onset, dur = float(n.offset), float(n.quarterLength)
-            if dur <= 0:  # grace notes carry no duration in the score
-                continue
-            fermata = any(isinstance(e, expressions.Fermata) for e in n.expressions)
-            tie = n.tie.type if n.tie is not None else None
-            for p in n.pitches:
-                prev = held.get(p.midi)
-                if tie in ("continue", "stop") and prev and abs(prev[1] + prev[2] - onset) < 1e-6:
-                    prev[2] += dur
-                    prev[3] = prev[3] or fermata
-                    continue
-                note = [p.midi, onset, dur, fermata]
-                notes.append(note)
-                held[p.midi] = note
-        voices.append([tuple(x) for x in notes])
-    marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
-    bpm = float(marks[0].getQuarterBPM()) if marks and marks[0].getQuarterBPM() else None
-    name = os.path.splitext(os.path.basename(path))[0]
-    return {"name": name, "voices": voices, "bpm": bpm}
-
-
-def parse_all(paths: list[str], workers: int) -> list[dict]:
-    if workers <= 1 or len(paths) < 40:
-        return [parse_chorale(p) for p in paths]
-    ctx = multiprocessing.get_context("spawn")  # music21 in clean workers; order kept by map
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-        return list(ex.map(parse_chorale, paths, chunksize=16))
 
 
 def _resolve_unisons(voices: list[list[tuple]]) -> list[tuple]:
@@ -179,7 +140,7 @@ def split_of(n_files: int, rng: np.random.Generator) -> list[str]:
     return splits
 
 
-def build(root: str, n_midi: int, seed: int, workers: int) -> dict:
+def build(root: str, n_midi: int, seed: int) -> dict:
     """Write `root` (= OUT/maestro-v3.0.0 staging dir): MIDI files + CSV; returns a summary."""
     paths = chorale_paths()
     need = n_midi * CHORALES_PER_FILE
@@ -189,7 +150,7 @@ def build(root: str, n_midi: int, seed: int, workers: int) -> dict:
                         f"({len(paths)} chorales, {CHORALES_PER_FILE} per file)")
     rng = np.random.default_rng([seed, 0])
     chosen = [paths[i] for i in rng.permutation(len(paths))[:need]]
-    chorales = parse_all(chosen, workers)
+    chorales = [read_notes(p) for p in chosen]
     splits = split_of(n_midi, rng)
     rows, total_notes, windows, files = [], 0, 0, {}
     for j in range(n_midi):
