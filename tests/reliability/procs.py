@@ -132,7 +132,10 @@ class Command:
         return False
 
     def wait(self, timeout_s: float) -> int:
-        rc = self.proc.wait(timeout=timeout_s)
+        try:
+            rc = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout_s} s:\n{self.output[-3000:]}")
         self._reader.join(timeout=10)
         return rc
 

@@ -17,9 +17,14 @@ from audiogan.sweep_results import load_trials
 from audiogan.sweep_spec import parse_spec
 from tests.reliability.procs import Command, descendants, record, rss_bytes
 from tests.reliability.sweep_loops import MESSAGE
-from tests.sweep.conftest import SMOKE
+from tests.sweep.conftest import SMOKE, write_notes_dataset
 
 pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def notes_data(tmp_path_factory) -> str:
+    return write_notes_dataset(str(tmp_path_factory.mktemp("notes")))
 
 
 def spec_raw(**extra) -> dict:

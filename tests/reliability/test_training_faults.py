@@ -77,7 +77,7 @@ def killed_run(tmp_path_factory):
         committed = latest_registered(out)
         os.kill(victim, signal.SIGKILL)
         t_kill = time.monotonic() - cmd.t0
-        rc = cmd.wait(300)
+        rc = cmd.wait(900)
         left = cmd.leftovers()
     finally:
         cmd.cleanup()
@@ -90,6 +90,7 @@ def killed_run(tmp_path_factory):
 def test_worker_sigkill_recovers_losing_at_most_one_interval(killed_run):
     r = killed_run
     assert r["rc"] == 0, r["output"][-3000:]
+    assert r["left"] == {}, r["left"]           # normal exit: no Ray process outlives it
     by_pid = steps_by_pid(r["output"])
     first_pid = next(iter(by_pid))
     before_kill = max(by_pid[first_pid])
@@ -120,9 +121,9 @@ def test_corrupt_latest_checkpoint_warns_and_resumes_from_previous(killed_run):
     assert (out / previous).is_dir()          # keep_best=3: the older checkpoints are kept
     blob = (latest / ckpt.MODEL).read_bytes()
     (latest / ckpt.MODEL).write_bytes(blob[: len(blob) // 3])  # a torn write
-    cmd = Command(train_argv(r["data"], out, total_steps=4 * CKPT_EVERY))
+    cmd = Command(train_argv(r["data"], out, total_steps=4 * CKPT_EVERY, workers=1))
     try:
-        rc = cmd.wait(300)
+        rc = cmd.wait(900)
         left = cmd.leftovers()
     finally:
         cmd.cleanup()
