@@ -70,7 +70,8 @@ class PeakMemory:
 
     def report(self) -> dict[str, float]:
         mib = 2 ** 20
-        return {"baseline_mib": round(self.baseline / mib, 1), "peak_mib": round(self.peak / mib, 1),
+        return {"baseline_mib": round(self.baseline / mib, 1),
+                "peak_mib": round(self.peak / mib, 1),
                 "growth_mib": round((self.peak - self.baseline) / mib, 1)}
 
 
@@ -124,8 +125,9 @@ def _kind_of(source: str) -> str:
 
 
 def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
-                  scratch: str, repeats: int) -> dict[str, Any]:
-    """Modes alternate round by round (best of `repeats`): other load hits all alike."""
+                  scratch: str, repeats: int, memory_files: int | None = None) -> dict[str, Any]:
+    """Modes alternate round by round (best of `repeats`): other load hits all alike.
+    `memory_files` limits the list used for the 1x/4x memory runs (None: all files)."""
     items = sources.list_items(kind, source)
     n = len(items)
     chunk = pipeline.BATCH_FILES[params.kind]
@@ -147,14 +149,16 @@ def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
                 if mode == "loop":
                     reference = out
                 assert out == reference, f"{name}: {mode} output differs from the plain loop"
-    memory = {}
+    memory: dict[str, Any] = {"list_files": len(items[:memory_files])}
     for times in (1, 4):
         out_dir = os.path.join(scratch, f"{name}-x{times}")
+        listed = repeat_items(items[:memory_files], times)
         with PeakMemory() as mem:
             _, secs = _timed(lambda: preprocess.run(kind, source, out_dir, params, overwrite=True,
-                                                    items=repeat_items(items, times)))
-        memory[f"x{times}"] = {**mem.report(), "files": n * times, "seconds": round(secs, 2),
-                               "files_per_s": round(n * times / secs, 2)}
+                                                    items=listed))
+        m = len(items[:memory_files]) * times
+        memory[f"x{times}"] = {**mem.report(), "files": m, "seconds": round(secs, 2),
+                               "files_per_s": round(m / secs, 2)}
         shutil.rmtree(out_dir, ignore_errors=True)
     best = {k: min(v) for k, v in seconds.items()}
     rate = {k: n / v for k, v in best.items()}
@@ -219,10 +223,11 @@ def _datasets(args: argparse.Namespace, scratch: str) -> Iterable[tuple[str, str
 
 def run(args: argparse.Namespace) -> str:
     scratch = tempfile.mkdtemp(prefix="ag-bench-pre-")
-    repeats = 1 if args.quick else 2
+    repeats = getattr(args, "repeats", None) or (1 if args.quick else 2)
+    memory_files = getattr(args, "memory_files", None)
     started, init_s = _timed(pipeline.ensure_ray)
     try:
-        results = {name: bench_dataset(name, kind, src, params, scratch, repeats)
+        results = {name: bench_dataset(name, kind, src, params, scratch, repeats, memory_files)
                    for name, kind, src, params in _datasets(args, scratch)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -231,7 +236,8 @@ def run(args: argparse.Namespace) -> str:
 
             ray.shutdown()
     return bench.write_result(args.out, "preprocess", {
-        "quick": bool(args.quick), "ray_init_s": round(init_s, 2) if started else None,
+        "quick": bool(args.quick), "repeats": repeats,
+        "ray_init_s": round(init_s, 2) if started else None,
         "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
         "note": "load_average_1min_after: other jobs shared the 2 CPUs; modes alternate",
         "datasets": results})

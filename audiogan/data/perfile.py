@@ -105,20 +105,25 @@ def process_file(item: Mapping[str, str], params: Params) -> FileResult:
 
 
 def results_to_table(results: Sequence[FileResult]) -> pa.Table:
-    """Rows for transport through Ray Data: one row per example plus one status row per
-    file (`is_file` true, empty `x`), so rejects and repairs travel with the data."""
-    keys, splits, labels, xs, rejects, details, repaired, is_file = ([] for _ in range(8))
+    """Rows for transport through Ray Data: one status row per file (`is_file` true, empty
+    `x`) followed by one row per example, so rejects and repairs travel with the data."""
+    cols: dict[str, list] = {c: [] for c in ("key", "split", "label", "x", "reject", "detail",
+                                             "repaired", "is_file")}
+
+    def add(key: str, r: FileResult, x: bytes, is_file: bool) -> None:
+        for col, value in (("key", key), ("split", r.split), ("label", r.label), ("x", x),
+                           ("reject", r.reject if is_file else ""),
+                           ("detail", r.detail if is_file else ""),
+                           ("repaired", ",".join(r.repaired) if is_file else ""),
+                           ("is_file", is_file)):
+            cols[col].append(value)
+
     for r in results:
-        keys.append(r.key); splits.append(r.split); labels.append(r.label)  # noqa: E702
-        xs.append(b""); rejects.append(r.reject); details.append(r.detail)  # noqa: E702
-        repaired.append(",".join(r.repaired)); is_file.append(True)  # noqa: E702
+        add(r.key, r, b"", True)
         for i, x in enumerate(r.x):
-            keys.append(f"{r.key}#{i}"); splits.append(r.split); labels.append(r.label)  # noqa
-            xs.append(np.ascontiguousarray(x, np.float32).tobytes())
-            rejects.append(""); details.append(""); repaired.append(""); is_file.append(False)  # noqa
-    return pa.table({"key": keys, "split": splits, "label": labels,
-                     "x": pa.array(xs, type=pa.large_binary()), "reject": rejects,
-                     "detail": details, "repaired": repaired, "is_file": is_file})
+            add(f"{r.key}#{i}", r, np.ascontiguousarray(x, np.float32).tobytes(), False)
+    return pa.table({**cols, "x": pa.array(cols["x"], type=pa.large_binary()),
+                     "is_file": pa.array(cols["is_file"], type=pa.bool_())})
 
 
 def process_batch(items: Sequence[Mapping[str, Any]], params: Params) -> pa.Table:

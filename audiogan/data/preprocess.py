@@ -144,6 +144,13 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
     storage.write_bytes_atomic(storage.join(out, shards.REJECTS),
                                "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects)
                                .encode())
+    n_examples = sum(totals["counts"].values())
+    if not n_examples:
+        raise UserError(f"no examples: all {len(items)} source files were rejected "
+                        f"(reasons in {storage.join(out, shards.REJECTS)})")
+    if params.kind == "spectrogram" and not totals["stats"].n:
+        raise UserError("no training examples: spectrogram normalisation is computed on the "
+                        "train split")
     manifest = {
         "schema_version": shards.SCHEMA_VERSION, "kind": params.kind, "dataset": kind,
         "example_shape": list(params.example_shape), "counts": dict(totals["counts"]),
@@ -212,7 +219,8 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
 def summary_line(m: dict[str, Any], out: str) -> str:
     split = ", ".join(f"{s} {m['files'][s]}/{m['counts'][s]}" for s in shards.SPLITS)
     return (f"preprocess {m['dataset']}: files/examples {split}; "
-            f"rejected {sum(m['rejected'].values())}, repairs {m['repaired'] or 0}; {m['seconds']:.1f} s -> {out}")
+            f"rejected {sum(m['rejected'].values())}, repairs {m['repaired'] or 0}; "
+            f"{m['seconds']:.1f} s -> {out}")
 
 
 def cli_main(args: argparse.Namespace) -> int:

@@ -98,20 +98,26 @@ def test_killed_run_then_rerun_identical_and_refusals(ray_cluster, midi_source, 
     assert rows(full) == rows(partial)
 
 
-def test_cli_errors_one_line(tmp_path, capsys):
+def test_cli_errors_one_line(ray_cluster, tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("user data")
+    os.makedirs(tmp_path / "allbad")
+    (tmp_path / "allbad" / "empty.wav").write_bytes(b"")
     cases = [
         ["preprocess", "midi-dir", "--source", str(tmp_path / "nope"), "--out", str(tmp_path)],
         ["preprocess", "fsdd", "--source", str(tmp_path), "--out", str(tmp_path / "o"),
          "--hop", "0"],
         ["preprocess", "bogus", "--source", "a", "--out", "b"],
         ["preprocess", "midi-dir", "--source", str(tmp_path / "empty"), "--out", str(tmp_path)],
+        ["preprocess", "wav-dir", "--source", str(tmp_path / "allbad"), "--out",
+         str(tmp_path / "allbad-out")],  # every file rejected: no dataset, no manifest
     ]
     os.makedirs(tmp_path / "empty")
     for argv in cases:
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("audiogan: error:"), err
+    assert not (tmp_path / "allbad-out" / "manifest.json").exists()
+    assert (tmp_path / "allbad-out" / "rejects.jsonl").read_text().count("zero_byte") == 1
     # an --out holding files preprocess did not write is never cleared
     with pytest.raises(UserError, match="refusing to clear"):
         preprocess.prepare_out(str(tmp_path), str(tmp_path / "src"), overwrite=False)
