@@ -100,16 +100,21 @@ def build_demo(out: str, n_midi: int | None = None, n_per_digit: int | None = No
     """Build (or find complete) the demo datasets in `out`; returns the provenance."""
     if storage.is_uri(out):
         raise UserError("data demo writes to a local directory; --out must be a local path")
+    _check_packages()
     n_midi = DEFAULT_N_MIDI if n_midi is None else n_midi
     n_per_digit = DEFAULT_N_PER_DIGIT if n_per_digit is None else n_per_digit
     if n_per_digit < 1:
         raise UserError("--n-per-digit must be at least 1")
+    n_chorales = len(demo_piano.chorale_paths())
+    max_midi = n_chorales // demo_piano.CHORALES_PER_FILE
+    if not 1 <= n_midi <= max_midi:
+        raise UserError(f"--n-midi must be 1..{max_midi} ({n_chorales} chorales in music21, "
+                        f"{demo_piano.CHORALES_PER_FILE} per file)")
     params = {"n_midi": n_midi, "n_per_digit": n_per_digit, "seed": seed, "format": DEMO_FORMAT}
     out = os.path.abspath(out)
     if _is_complete(out, params):
         _say(f"demo data in {out} is complete for these parameters; nothing to do")
         return storage.read_json(os.path.join(out, "PROVENANCE.json"))
-    _check_packages()
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:

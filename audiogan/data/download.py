@@ -65,6 +65,10 @@ SOURCES = {
 _DEFAULT = object()
 
 
+class TransferInterrupted(UserError):
+    """The connection ended early; the partial file is kept and a re-run resumes it."""
+
+
 def _progress(msg: str, final: bool = False) -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r" + msg + ("\n" if final else ""))
@@ -153,12 +157,14 @@ def _transfer(url: str, part: str, timeout: float, show: bool) -> int:
                         _progress(f"downloading {name}: {done / 2**20:.1f}{of} MiB{pct} "
                                   f"{rate:.1f} MiB/s")
             except (http.client.HTTPException, OSError, socket.timeout) as exc:
-                raise UserError(f"download of {name} from {_host(url)} interrupted at {done} of "
-                                f"{total or '?'} bytes ({type(exc).__name__}); run the same command "
-                                "again to resume") from exc
+                raise TransferInterrupted(
+                    f"download of {name} from {_host(url)} interrupted at {done} of "
+                    f"{total or '?'} bytes ({type(exc).__name__}); run the same command again "
+                    "to resume") from exc
     if total is not None and done != total:
-        raise UserError(f"download of {name} from {_host(url)} stopped at {done} of {total} bytes "
-                        "(connection closed early); run the same command again to resume")
+        raise TransferInterrupted(
+            f"download of {name} from {_host(url)} stopped at {done} of {total} bytes "
+            "(connection closed early); run the same command again to resume")
     if show:
         _progress(f"downloaded {name}: {done / 2**20:.1f} MiB", final=True)
     return done
@@ -182,8 +188,8 @@ def _fetch(urls: tuple[str, ...], part: str, timeout: float, attempts: int, show
             except (socket.timeout, TimeoutError) as exc:
                 raise UserError(f"{_host(url)} did not answer within the timeout; check the "
                                 "network or raise --timeout") from exc
-            except UserError as exc:
-                if "run the same command again to resume" not in str(exc) or attempt == attempts:
+            except TransferInterrupted as exc:
+                if attempt == attempts:
                     raise
                 log.warning("%s; resuming (attempt %d of %d)", exc, attempt + 1, attempts)
                 time.sleep(min(2.0 ** attempt, 10.0))
@@ -231,7 +237,12 @@ def download(dataset: str, out: str, url: str | None = None, timeout: float = 30
         raise UserError(f"cannot create {out}: {exc.strerror}") from exc
     part = os.path.join(out, ".partial", src.filename)
     urls = (url,) if url else src.urls
-    used, nbytes = _fetch(urls, part, timeout, max(1, attempts), show_progress)
+    try:
+        used, nbytes = _fetch(urls, part, timeout, max(1, attempts), show_progress)
+    except UserError:
+        if not os.listdir(os.path.dirname(part)):  # nothing to resume: leave no trace
+            os.rmdir(os.path.dirname(part))
+        raise
 
     def discard(reason: str) -> UserError:
         for p in (part, part + ".json"):

@@ -134,6 +134,9 @@ def test_refuses_to_replace_non_demo_data(tmp_path):
 def test_bad_counts_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--n-midi"):
         demo_piano.build(str(tmp_path), 10_000, 0)
+    with pytest.raises(UserError, match="--n-midi must be 1..81"):
+        demo.build_demo(str(tmp_path / "x"), n_midi=999)
+    assert not (tmp_path / "x").exists()
     with pytest.raises(UserError, match="--n-per-digit"):
         demo.build_demo(str(tmp_path), n_midi=1, n_per_digit=0)
 

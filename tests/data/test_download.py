@@ -216,6 +216,7 @@ def test_unreachable_port_fails_fast_with_one_line(tmp_path, capsys):
     assert rc == 2 and time.monotonic() - t < 5
     assert err.count("\n") == 1 and err.startswith("audiogan: error: cannot reach 127.0.0.1")
     assert "Traceback" not in err
+    assert not (tmp_path / "raw" / ".partial").exists()
 
 
 def test_pins_for_official_sources():
