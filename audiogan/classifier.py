@@ -121,7 +121,9 @@ def train_classifier(data: str, epochs: int = 30, patience: int = 5, batch_size:
             xb = x_tr[idx]
             shift = int(torch.randint(-MAX_SHIFT_FRAMES, MAX_SHIFT_FRAMES + 1, (1,), generator=gen))
             xb = torch.roll(xb, shifts=shift, dims=2)
-            loss = F.cross_entropy(model(xb), y_tr[idx], label_smoothing=0.05)
+            # No label smoothing: it caps the softmax confidence, hence the inception score
+            # (at 0.05 a perfectly accurate classifier gives at most ~7.5 of 10).
+            loss = F.cross_entropy(model(xb), y_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -110,7 +110,13 @@ class Evaluator:
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
         start = time.perf_counter()
-        metrics = self.score(self.generate(generator))
+        x = self.generate(generator)
+        if not np.isfinite(x).all():
+            # A diverged generator: score what it makes (clipped) rather than crash the run.
+            log.warning("generator output has %d non-finite values; scored as clipped to [-1, 1]",
+                        int((~np.isfinite(x)).sum()))
+            x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        metrics = self.score(x)
         self.last_seconds = time.perf_counter() - start
         return metrics
 

@@ -87,3 +87,15 @@ def test_note_evaluator_and_missing_classifier_warning(note_data, spec_data, cap
                                   spec_data, shards.read_manifest(spec_data))
     assert "eval/is omitted" in caplog.text
     assert "eval/is" not in spec_ev.floor
+
+
+def test_diverged_generator_is_scored_not_crashed(note_data):
+    cfg = resolve("pianogan-cpu", {"metrics.ndb_k": 4, "metrics.n_samples": 20})
+    ev = build_evaluator(cfg, note_data, shards.read_manifest(note_data))
+
+    class NaNGenerator(torch.nn.Module):
+        def forward(self, z):
+            return torch.full((len(z), 3, 256), float("nan"))
+
+    out = ev(NaNGenerator())
+    assert out["eval/ndb"] >= 0.5 and out["eval/nn_self"] == 0.0
