@@ -43,7 +43,7 @@ def export(run_dir: str, out_dir: str) -> list[str]:
     fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2 * len(keys)), sharex=True)
     for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
         steps, values = zip(*scalars[key])
-        ax.plot(steps, values, lw=1)
+        ax.plot(steps, values, lw=1, marker="o", ms=2)
         ax.set_ylabel(key, fontsize=8)
     plt.xlabel("step (generator updates)")
     fig.tight_layout()
