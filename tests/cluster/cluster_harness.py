@@ -108,6 +108,8 @@ class LocalHead:
             "RAY_TMPDIR": self.temp_dir,
             "TMPDIR": self.temp_dir,
             "RAY_USAGE_STATS_ENABLED": "0",
+            # A busy 2-core machine can take over a minute to register a raylet.
+            "RAY_raylet_start_wait_time_s": "180",
             **(extra_env or {}),
         }
         self.env.pop("RAY_ADDRESS", None)
@@ -128,7 +130,7 @@ class LocalHead:
 
     def start(self, timeout_s: float = 90) -> None:
         # Every port explicit: Ray's defaults (e.g. agent 52365) may be taken by others.
-        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
+        self.ports = ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
                  "--dashboard-agent-listen-port": free_port(),
                  "--dashboard-agent-grpc-port": free_port(),
                  "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port(),

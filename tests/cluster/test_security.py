@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import socket
 import tempfile
 import time
@@ -36,6 +37,7 @@ def head():
         pids = cluster.stop()
         assert pids, "the harness found the cluster's processes"
         assert cluster.processes() == [], "processes left behind"
+        shutil.rmtree(root, ignore_errors=True)
         # The user's own Ray token was neither created nor overwritten.
         assert _fingerprint(USER_TOKEN) == before
 

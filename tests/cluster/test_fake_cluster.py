@@ -1,0 +1,185 @@
+"""The multi-node path on Ray's fake_multinode autoscaler, end to end on one machine.
+
+A private head (no CPUs, token auth, loopback dashboard) with tests/cluster/fake_cluster.yaml
+(cluster.yaml's node types; `fake_gpu` stands in for the GPU); a smoke sweep with 2-worker
+DDP trials submitted with `ray job submit --working-dir`; the autoscaler launches the
+worker nodes; both Train workers run on different autoscaled nodes and import audiogan from
+the job's uploaded working dir (a sitecustomize.py planted in that dir records, in every
+process of the job, where `audiogan` resolves from); `audiogan best` pulls the checkpoint.
+Only this cluster's processes are stopped (env marker, see cluster_harness).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from cluster_harness import BIN, LocalHead
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
+JOB_TIMEOUT_S = 480  # ~3 min on a quiet 2-core machine; far more under heavy load
+
+SITECUSTOMIZE = '''\
+# Planted by tests/cluster/test_fake_cluster.py in the job's working dir only: every Python
+# process of the job records where `audiogan` resolves from (working_dir is first on
+# PYTHONPATH, so this file runs at interpreter start-up).
+import importlib.util, json, os
+_log = os.environ.get("AUDIOGAN_IMPORT_LOG")
+if _log:
+    _spec = importlib.util.find_spec("audiogan")
+    with open("/proc/self/cmdline", "rb") as _f:
+        _argv = [a.decode() for a in _f.read().split(b"\\0") if a]
+    with open(os.path.join(_log, f"{os.getpid()}.json"), "w") as _f:
+        json.dump({"pid": os.getpid(), "origin": _spec.origin if _spec else None,
+                   "job_dir": os.path.dirname(os.path.abspath(__file__)), "argv": _argv}, _f)
+'''
+
+
+def stage_working_dir(dest: pathlib.Path) -> pathlib.Path:
+    """What `ray job submit --working-dir .` would upload from a checkout, plus the probe."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                             "audiogan", "sweeps", "pyproject.toml"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for rel in listed:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return dest
+
+
+def smoke_spec(dest: pathlib.Path) -> pathlib.Path:
+    spec = yaml.safe_load((ROOT / "sweeps" / "pianogan-smoke.yaml").read_text())
+    spec.update(workers=2, num_samples=1, max_concurrent_trials=1, baseline=True,
+                max_critic_steps=20, grace_critic_steps=10)
+    dest.write_text(yaml.safe_dump(spec))
+    return dest
+
+
+@pytest.fixture
+def fake_cluster():
+    root = pathlib.Path(tempfile.mkdtemp(prefix="agfc-", dir="/tmp"))
+    head = LocalHead(str(root), num_cpus=0, extra_env={"RAY_FAKE_CLUSTER": "1"})
+    config = yaml.safe_load((HERE / "fake_cluster.yaml").read_text())
+    config["provider"]["gcs_address"] = head.gcs_address
+    (root / "fake.yaml").write_text(yaml.safe_dump(config))
+    head.autoscaling_config = str(root / "fake.yaml")
+    head.timings = {}
+    try:
+        t0 = time.monotonic()
+        head.start()
+        head.timings["head_up_s"] = time.monotonic() - t0
+        yield head
+    finally:
+        t0 = time.monotonic()
+        pids = head.stop()
+        head.timings["teardown_s"] = time.monotonic() - t0
+        print(f"fake cluster: stopped {len(pids)} processes; timings {head.timings}")
+        left = head.processes()
+        shutil.rmtree(root, ignore_errors=True)
+        assert left == [], f"processes left behind: {left}"
+
+
+def _raylet_port(argv: list[str]) -> int:
+    """The node-manager (raylet) port a Ray worker process was started for: one per node."""
+    for arg in argv:
+        if arg.startswith("--node-manager-port="):
+            return int(arg.split("=", 1)[1])
+    raise AssertionError(f"not a Ray worker: {argv}")
+
+
+def _job_status(head: LocalHead, job_id: str) -> dict:
+    status, body = head.get(f"/api/jobs/{job_id}")
+    assert status == 200, body
+    return json.loads(body)
+
+
+@pytest.mark.slow
+def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
+    head = fake_cluster
+    root = pathlib.Path(head.root)
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures import make_dataset
+
+    data = make_dataset(root / "data", "notes", n_train=16, n_validation=8, n_test=4)
+    wd = stage_working_dir(root / "wd")
+    spec = smoke_spec(root / "fake-smoke.yaml")
+    imports = root / "imports"
+    imports.mkdir()
+    sweeps = root / "sweeps"
+
+    runtime_env = {"env_vars": {"AUDIOGAN_IMPORT_LOG": str(imports)}}
+    head_raylet_port = head.ports["--node-manager-port"]
+    job_id = f"audiogan-fake-{os.getpid()}-{int(time.time())}"
+    t0 = time.monotonic()
+    submit = subprocess.run(
+        [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
+         "--working-dir", str(wd),
+         "--runtime-env-json", json.dumps(runtime_env), "--",
+         # fake_multinode artefact: all fake nodes share one session dir, and each node's
+         # runtime-env agent re-unpacks the working dir in place (rmtree + unpack), which
+         # deletes the driver's cwd under it. Real nodes have their own disks; here the
+         # driver runs from a stable cwd and finds the package via PYTHONPATH (which Ray
+         # sets to the working dir) -- the import records below check exactly that.
+         "sh", "-c", f"cd {root} && exec {sys.executable} -m audiogan sweep {spec} "
+                     f"--data {data} --storage {sweeps} --name fake"],
+        env=head.job_env(), capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while True:
+        job = _job_status(head, job_id)
+        if job["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        assert time.monotonic() < deadline, f"job still {job['status']} after {JOB_TIMEOUT_S}s"
+        time.sleep(2)
+    head.timings["job_s"] = time.monotonic() - t0
+    logs = subprocess.run([os.path.join(BIN, "ray"), "job", "logs", job_id],
+                          env=head.job_env(), capture_output=True, text=True, timeout=60).stdout
+    (tmp_path / "job.log").write_text(logs)
+    assert job["status"] == "SUCCEEDED", f"{job.get('message')}\n{logs[-4000:]}"
+
+    # Every process of the job (driver, trial, Train workers) imported audiogan from the
+    # job's uploaded working dir, not from the shared venv's editable install (ROOT).
+    records = {r["pid"]: r for r in (json.loads(p.read_text()) for p in imports.glob("*.json"))}
+    assert records
+    for r in records.values():
+        assert r["origin"] and r["origin"].startswith(r["job_dir"] + os.sep), r
+        assert not r["origin"].startswith(str(ROOT) + os.sep), r
+        assert "_ray_pkg_" in r["job_dir"], r
+
+    # The autoscaler launched worker nodes, and the 2-worker DDP trial ran on two of them:
+    # each Train worker process belongs to a different raylet, neither the head's.
+    assert "Adding" in logs and "gpu." in logs, "no autoscaler launch in the job log"
+    worker_pids = {int(p) for p in re.findall(r"RayTrainWorker pid=(\d+)", logs)}
+    assert len(worker_pids) == 2, worker_pids
+    raylets = set()
+    for pid in worker_pids:
+        assert pid in records, f"Train worker {pid} left no import record"
+        raylets.add(_raylet_port(records[pid]["argv"]))
+    assert len(raylets) == 2 and head_raylet_port not in raylets, (raylets, head_raylet_port)
+
+    # `audiogan best` pulls the best checkpoint out of the sweep directory.
+    out = root / "best"
+    best = subprocess.run([sys.executable, "-m", "audiogan", "best", str(sweeps / "fake"),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
+    assert best.returncode == 0, best.stdout + best.stderr
+    from audiogan.train.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(str(out / "checkpoint"))
+    assert loaded.cfg.compute.workers == 2
+    print(f"fake cluster timings: {head.timings}")
