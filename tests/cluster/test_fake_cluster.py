@@ -182,4 +182,11 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
 
     loaded = load_checkpoint(str(out / "checkpoint"))
     assert loaded.cfg.compute.workers == 2
+    # ... and `audiogan sample` uses it locally (README "Scale out", step 8).
+    sample = subprocess.run([sys.executable, "-m", "audiogan", "sample", str(out / "checkpoint"),
+                             "--out", str(root / "samples"), "--seeds", "0-1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    assert sample.returncode == 0, sample.stdout + sample.stderr
+    assert any((root / "samples").rglob("*.mid"))
     print(f"fake cluster timings: {head.timings}")
