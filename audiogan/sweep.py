@@ -174,13 +174,10 @@ def _start_ray(address: str | None) -> tuple[bool, float]:
     """(local, cluster CPUs). An already-initialised Ray (tests, ray job) is used as is."""
     import ray
 
+    from audiogan.raylocal import start_ray
+
     address = address or os.environ.get("RAY_ADDRESS")  # set under `ray job submit`
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address)
-        else:
-            # "local": a fresh embedded Ray, never someone's `ray start` cluster by accident.
-            ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1")
+    start_ray(address)
     local = not address
     return local, float(ray.cluster_resources().get("CPU", 1))
 

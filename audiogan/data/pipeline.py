@@ -27,21 +27,10 @@ BATCH_FILES = {"notes": 2, "spectrogram": 64}
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connect to `address` or start an embedded Ray; True if this call started it."""
-    import ray
+    """Connect to `address` (or `RAY_ADDRESS`) or start an embedded Ray; True if started."""
+    from audiogan.raylocal import start_ray
 
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        # Ray nices its workers to 15 by default; on a shared machine that starves them
-        # next to nice-0 processes (measured: 0.48x Pool(2) on maestro-mini under load).
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
-    return True
+    return start_ray(address, num_cpus, dashboard=False, log_to_driver=False)
 
 
 def cluster_cpus() -> int:

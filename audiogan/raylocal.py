@@ -1,0 +1,32 @@
+"""One way every command gets its Ray: join a cluster, or start an embedded local one.
+
+`--address`, or `RAY_ADDRESS` (set by `ray job submit`), joins that cluster. Otherwise a
+fresh embedded Ray starts (`address="local"`: never someone's `ray start` cluster by
+accident) with the dashboard on 127.0.0.1 only; Ray 2.60's token auth stays on.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, *,
+              dashboard: bool = True, log_to_driver: bool = True) -> bool:
+    """Initialise Ray unless it already is; True when this call started an embedded Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # Train runs show in the dashboard only with state tracking on.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=log_to_driver)
+        return False
+    # Ray nices its workers to 15 by default; on a shared machine that starves them next to
+    # nice-0 processes (measured: 0.48x Pool(2) on maestro-mini under load).
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+             include_dashboard=dashboard, dashboard_host="127.0.0.1",
+             log_to_driver=log_to_driver, configure_logging=False)
+    return True
