@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 
