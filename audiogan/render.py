@@ -11,10 +11,12 @@ of `audiogan.data.spectro.griffin_lim` (same result to float32 rounding, tested)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
 import os
+from typing import Iterator
 
 import numpy as np
 import pretty_midi
@@ -119,9 +121,31 @@ def _window(n_fft: int) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
 
 
-@torch.inference_mode()
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def griffin_lim(logmag: np.ndarray | torch.Tensor, n_iter: int = 16,
                 n_samples: int = 16384) -> torch.Tensor:
+    """Fast batched Griffin-Lim on one torch thread (see `_griffin_lim`).
+
+    One thread: measured here on a batch of 64, 16 iterations, 0.24-0.30 s on one thread
+    against 0.95-1.10 s on two (these small FFTs and element-wise ops lose more to thread
+    synchronisation than they gain).
+    """
+    with _torch_threads(1):
+        return _griffin_lim(logmag, n_iter, n_samples)
+
+
+@torch.inference_mode()
+def _griffin_lim(logmag: np.ndarray | torch.Tensor, n_iter: int = 16,
+                 n_samples: int = 16384) -> torch.Tensor:
     """Fast batched Griffin-Lim, numerically the algorithm of `audiogan.data.spectro`.
 
     [N, frames, 128] log magnitudes -> [N, n_samples] float32 audio; zero initial phase
