@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	@echo "make demo: not built yet (issue: make demo end to end)"; exit 1
+	$(PY) -m audiogan.demo_run --out results/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache

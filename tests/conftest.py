@@ -23,8 +23,12 @@ def ray_cluster():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=os.path.join(_TMP_ROOT, "ray"),
-                 log_to_driver=False, configure_logging=False)
+        # The dashboard stays on: Train V2's PlacementGroupCleaner asks the State API whether
+        # a controller died, and without it a TorchTrainer run inside a Tune trial leaves its
+        # placement group behind, holding every CPU (later Train runs then wait forever).
+        ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+                 _temp_dir=os.path.join(_TMP_ROOT, "ray"), log_to_driver=False,
+                 configure_logging=False)
     yield ray
     ray.shutdown()
 

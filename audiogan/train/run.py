@@ -158,18 +158,11 @@ def _print_summary(run_dir: str, result: Any, cfg: Config) -> dict[str, Any]:
 
 
 def _init_ray(address: str | None, cfg: Config) -> bool:
-    """Join `address`, or start an embedded local Ray; True when we started it."""
-    import ray
+    """Join `address` (or RAY_ADDRESS), or start an embedded local Ray; True when we started it."""
+    from audiogan.raylocal import start_ray
 
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return False
-    ray.init(num_cpus=max(os.cpu_count() or 1, cfg.compute.workers * cfg.compute.cpus_per_worker),
-             include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
-             configure_logging=False)
-    return True
+    return start_ray(address, max(os.cpu_count() or 1,
+                                  cfg.compute.workers * cfg.compute.cpus_per_worker))
 
 
 def cli_main(args: argparse.Namespace) -> int:
