@@ -80,6 +80,14 @@ def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _sweep_started(stage: Stage) -> bool:
+    from audiogan.sweep import TUNER_STATE
+
+    argv = list(stage.argv)
+    sweep_dir = os.path.join(argv[argv.index("--storage") + 1], argv[argv.index("--name") + 1])
+    return os.path.exists(os.path.join(sweep_dir, TUNER_STATE))
+
+
 def run(out: str, python: str = sys.executable) -> dict[str, float]:
     """Run every stage not already done; returns seconds per stage (0.0 = skipped)."""
     os.makedirs(out, exist_ok=True)
@@ -93,7 +101,10 @@ def run(out: str, python: str = sys.executable) -> dict[str, float]:
             print(f"[{i}/{len(all_stages)}] {stage.name}: up to date, skipped", flush=True)
             seconds[stage.name] = 0.0
             continue
-        cmd = [python, "-m", "audiogan", *stage.argv]
+        argv = list(stage.argv)
+        if stage.argv[0] == "sweep" and _sweep_started(stage):
+            argv.append("--resume")  # an interrupted demo sweep continues, not restarts
+        cmd = [python, "-m", "audiogan", *argv]
         print(f"[{i}/{len(all_stages)}] {stage.name}: audiogan {shlex.join(stage.argv)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd)
