@@ -122,3 +122,89 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
     return path
+
+
+# -- results/README.md: one table over the committed benchmark JSON --------------------------
+def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """(measure, baseline, ratio, target) rows read from one `audiogan bench` JSON."""
+    rows: list[dict[str, Any]] = []
+    date = d.get("date", "")
+    if name == "preprocess":
+        for ds, r in d.get("datasets", {}).items():
+            fps = r["files_per_s"]
+            rows.append({"measure": f"preprocess {ds}: Ray Data files/s ({fps['ray_data']:.1f})",
+                         "baseline": f"Pool(2) {fps['pool2']:.1f} files/s (plain loop {fps['loop']:.1f})",
+                         "ratio": r["ratios"]["ray_data_vs_pool2"], "target": ">= 0.8", "date": date})
+            mem = r.get("preprocess_memory", {})
+            if "x1" in mem and "x4" in mem:
+                rows.append({"measure": f"preprocess {ds}: peak memory, file list x4 "
+                                        f"({mem['x4']['peak_mib']:.0f} MiB)",
+                             "baseline": f"file list x1 ({mem['x1']['peak_mib']:.0f} MiB)",
+                             "ratio": mem["x4"]["peak_mib"] / mem["x1"]["peak_mib"],
+                             "target": "flat (~1.0)", "date": date})
+    elif name == "train":
+        for preset, r in d.get("presets", {}).items():
+            sps = r["steps_per_s"]
+            rows.append({"measure": f"train {preset}: Ray Train 1 worker steps/s ({sps['ray_1_worker']:.2f})",
+                         "baseline": f"plain PyTorch loop {sps['plain']:.2f} steps/s",
+                         "ratio": r["ratio_ray1_over_plain"], "target": f">= {r['target_ratio']}",
+                         "date": date})
+            rows.append({"measure": f"train {preset}: 2 workers steps/s ({sps['ray_2_workers']:.2f})",
+                         "baseline": f"1 worker {sps['ray_1_worker']:.2f} steps/s",
+                         "ratio": r["speedup_2_over_1_workers"], "target": "(reported)", "date": date})
+    elif name == "sample":
+        s = d.get("spectogan", {}).get("wall_clock", {})
+        if s:
+            rows.append({"measure": f"sample SpectoGAN d={s['d']} batch {s['batch']}: generator "
+                                    f"{s['generator_gflop_s_best']:.1f} GFLOP/s",
+                         "baseline": f"torch fp32 matmul {s['matmul_gflop_s_best']:.1f} GFLOP/s",
+                         "ratio": s["generator_fraction_of_matmul"], "target": ">= 0.70", "date": date})
+            rows.append({"measure": "sample SpectoGAN: end to end with Griffin-Lim "
+                                    f"({s['clips_per_s_end_to_end']:.1f} clips/s)",
+                         "baseline": f"generator alone ({s['clips_per_s_generator']:.1f} clips/s)",
+                         "ratio": s["end_to_end_over_generator"], "target": "<= 1.4 (time)",
+                         "date": date})
+    elif name == "sweep":
+        for key, r in (d.get("single_worker") or {}).items():
+            rows.append({"measure": f"sweep, 1-worker trials, {key.replace('_', ' ')}: "
+                                    f"overhead {r['overhead_per_trial_s']} s/trial",
+                         "baseline": f"in-trial training {sum(r['train_s_per_trial']):.0f} s "
+                                     f"over {r['wall_s']:.0f} s wall",
+                         "ratio": r["efficiency"], "target": "efficiency >= 0.85, overhead <= 5 s",
+                         "date": date})
+        m = d.get("multi_worker")
+        if m:
+            rows.append({"measure": f"sweep, 2-worker trials: overhead {m['overhead_per_trial_s']} s/trial",
+                         "baseline": f"trial time {sum(m['train_s_per_trial']):.0f} s over "
+                                     f"{m['wall_s']:.0f} s wall", "ratio": m["efficiency"],
+                         "target": "(reported)", "date": date})
+    return rows
+
+
+def write_results_index(results: str = "results") -> str:
+    rows: list[dict[str, Any]] = []
+    for name in ("preprocess", "train", "sample", "sweep"):
+        path = os.path.join(results, "bench", f"{name}.json")
+        if os.path.exists(path):
+            rows += _bench_rows(name, _read_json(path))
+    lines = ["# Results", "",
+             "Measured on the development machine (2 cores, 24 GiB, no GPU). Every row is read "
+             "from the JSON that `audiogan bench NAME` wrote to `results/bench/NAME.json` "
+             "(each JSON records its command, machine and date); this page is regenerated with "
+             "`python -m audiogan.report results`.", "",
+             markdown_table(rows, ["measure", "baseline", "ratio", "target", "date"], limit=100),
+             "", "Also here:", "",
+             "- `train/`: real-data training runs of the CPU presets (loss curves, samples, commands).",
+             "- `sweeps/`: real-data sweep reports with plots (when present).",
+             "- `reliability.md`: faults and bad input, what happened and what was lost.", ""]
+    path = os.path.join(results, "README.md")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(path + ".tmp", path)
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_results_index(sys.argv[1] if len(sys.argv) > 1 else "results"))
