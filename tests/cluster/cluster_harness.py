@@ -23,6 +23,8 @@ import urllib.request
 import uuid
 from typing import Any
 
+from tests.proc_utils import processes_with_env
+
 MARKER = "AUDIOGAN_TEST_CLUSTER"
 BIN = os.path.dirname(sys.executable)
 log = logging.getLogger(__name__)
@@ -34,29 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    """Exists and is not a zombie (a zombie holds no resources; its parent reaps it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def marked_processes(marker_value: str) -> list[int]:
     """Pids whose environment carries this cluster's marker (read from /proc, Linux)."""
-    needle = f"{MARKER}={marker_value}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read().split(b"\0") and _alive(int(entry)):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return processes_with_env(MARKER, marker_value)
 
 
 def listening_addresses(port: int) -> set[str]:

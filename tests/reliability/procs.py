@@ -19,16 +19,10 @@ import threading
 import time
 import uuid
 
+from tests.proc_utils import processes_with_env
+
 MARKER = "AUDIOGAN_RELIABILITY_RUN"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _cmdline(pid: int) -> str:
@@ -41,20 +35,7 @@ def _cmdline(pid: int) -> str:
 
 def marked(run_id: str) -> dict[int, str]:
     """{pid: cmdline} of live processes carrying this run's marker."""
-    needle = f"{MARKER}={run_id}".encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
-        except OSError:
-            continue
-        if _alive(int(entry)):
-            found[int(entry)] = _cmdline(int(entry))
-    return found
+    return {pid: _cmdline(pid) for pid in processes_with_env(MARKER, run_id)}
 
 
 def ray_daemons(procs: dict[int, str]) -> dict[int, str]:
