@@ -23,7 +23,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from audiogan import storage
@@ -165,6 +167,37 @@ def _init_ray(address: str | None, cfg: Config) -> bool:
                                   cfg.compute.workers * cfg.compute.cpus_per_worker))
 
 
+def _watch_sigint(trainer: Any) -> threading.Event:
+    """An event set on Ctrl-C during `fit()`.
+
+    `fit()` installs Ray's own SIGINT handler (it aborts the run gracefully, then the
+    process used to exit 1 with no word); wrap that handler so the CLI can say what
+    happened and exit 130 like any interrupted command.
+    """
+    interrupted = threading.Event()
+    register = trainer._register_sigint_handler
+
+    def register_and_wrap(controller: Any) -> None:
+        register(controller)
+        ray_handler = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            interrupted.set()
+            if callable(ray_handler):
+                ray_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+
+    trainer._register_sigint_handler = register_and_wrap
+    return interrupted
+
+
+def _interrupted(out: str) -> int:
+    print(f"audiogan: interrupted; run the same command again to resume from the latest "
+          f"checkpoint in {out}", file=sys.stderr)
+    return 130
+
+
 def cli_main(args: argparse.Namespace) -> int:
     from audiogan.cli import train_config_from_args
 
@@ -190,14 +223,19 @@ def cli_main(args: argparse.Namespace) -> int:
     started = _init_ray(args.address, cfg)
     try:
         trainer = build_trainer(cfg, args.data, name, storage_path)
+        interrupted = _watch_sigint(trainer)
         try:
             result = trainer.fit()
-        except Exception as exc:  # Ray wraps worker errors; surface ours as one line
-            line = unwrap_failure(exc)
+        except BaseException as exc:  # Ray wraps worker errors; surface ours as one line
+            if interrupted.is_set():
+                return _interrupted(out)
+            line = unwrap_failure(exc) if isinstance(exc, Exception) else None
             if line is None:
                 raise
             print(f"audiogan: error: {line}", file=sys.stderr)
             return 1
+        if interrupted.is_set():
+            return _interrupted(out)
         if storage.exists(marker):
             message = json.loads(storage.read_bytes(marker).decode())["message"]
             print(f"audiogan: error: {message}", file=sys.stderr)

@@ -45,6 +45,11 @@ class RayTrainSession:
         import ray.train
         import ray.train.torch
 
+        from ray.train.v2._internal.execution import context as train_context
+
+        # Ray logs every report at INFO ("Reporting training result N: TrainingReport(...)"),
+        # which buries the loop's own progress lines: keep Ray's warnings only.
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
         ctx = ray.train.get_context()
         self.world_rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
