@@ -193,6 +193,8 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
     if not resume and storage.exists(state):
         raise UserError(f"sweep '{sweep_dir}' exists: pass --resume to continue it, "
                         "or --name for a new one")
+    # Trials run with the trial directory as working directory: a relative path breaks there.
+    data = data if storage.is_uri(data) else os.path.abspath(data)
     read_manifest(data)  # a missing or incomplete dataset fails here, not in every trial
     # Training-only reports carry no objective; the searcher and ASHA skip them.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
@@ -247,8 +249,44 @@ def cli_main(args: argparse.Namespace) -> int:
               f"  audiogan sweep {args.spec} --resume --name {name}"
               + (f" --storage {args.storage}" if args.storage else ""), file=sys.stderr)
         return 130
+    failed = _failed_trials(sweep_dir)
+    if failed:
+        n_failed, n_total, error = failed
+        if n_failed == n_total:  # nothing to pick a best from: the command failed
+            print(f"audiogan: error: all {n_total} trials failed (first error: {error}); "
+                  f"see the trials' error.txt under {sweep_dir}", file=sys.stderr)
+            return 1
+        print(f"warning: {n_failed} of {n_total} trials failed (first error: {error})",
+              file=sys.stderr)
     print(f"sweep done: {sweep_dir}  (leaderboard.csv; `audiogan best {sweep_dir} --out DIR`)")
     return 0
+
+
+def _failed_trials(sweep_dir: str) -> tuple[int, int, str] | None:
+    import io
+
+    import pandas as pd
+
+    path = storage.join(sweep_dir, "leaderboard.csv")
+    if not storage.exists(path):
+        return None
+    board = pd.read_csv(io.BytesIO(storage.read_bytes(path)))
+    if not len(board) or "status" not in board:
+        return None
+    errored = board[board["status"] == "ERROR"]
+    if not len(errored):
+        return None
+    error = "?"
+    if not storage.is_uri(sweep_dir):
+        import glob
+
+        for path in sorted(glob.glob(os.path.join(sweep_dir, "trial_*", "error.txt"))):
+            with open(path, errors="replace") as f:
+                lines = [line for line in f.read().splitlines() if line.strip()]
+            if lines:
+                error = lines[-1].strip()[:300]
+                break
+    return len(errored), len(board), error
 
 
 def _spec_data(sweep_dir: str) -> str | None:

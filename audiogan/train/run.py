@@ -204,6 +204,8 @@ def cli_main(args: argparse.Namespace) -> int:
     cfg = train_config_from_args(args)
     if not args.data or not args.out:
         raise UserError("audiogan train needs --data DIR (preprocessed) and --out DIR")
+    # Ray workers run in their own working directory: pass the data path absolute.
+    args.data = args.data if storage.is_uri(args.data) else os.path.abspath(args.data)
     manifest = shards.read_manifest(args.data)  # UserError without a manifest
     check_data_matches(cfg, manifest, args.data)
     out = args.out if storage.is_uri(args.out) else os.path.abspath(args.out)

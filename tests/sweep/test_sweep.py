@@ -44,7 +44,10 @@ def smoke_sweep(notes_data, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("sweeps"))
     sweep_dir = os.path.join(root, NAME)
     db = os.path.join(sweep_dir, "optuna.db")
-    args = ["sweep", SMOKE, "--data", notes_data, "--storage", root, "--name", NAME]
+    # --data relative to the command's working directory, as a user types it (trials run
+    # elsewhere: a relative path once broke every trial).
+    args = ["sweep", SMOKE, "--data", os.path.relpath(notes_data, REPO), "--storage", root,
+            "--name", NAME]
     first = _cli(*args)
     deadline = time.time() + 240
     while _completed_trials(db) < 1 and first.poll() is None and time.time() < deadline:
