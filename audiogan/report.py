@@ -27,6 +27,15 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _number(v: Any) -> Any:
+    """CSV cells back to numbers, so tables show 4 significant digits."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return int(f) if f.is_integer() and "." not in str(v) else f
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str], limit: int = 20) -> str:
     if not rows:
         return "_(none)_\n"
@@ -69,13 +78,14 @@ def _model_section(out: str, family: str, title: str) -> list[str]:
     board = _read_csv(os.path.join(best, "leaderboard.csv"))
     best_json = _read_json(os.path.join(best, "best.json"))
     if best_json:
-        lines += [f"Best trial: `{best_json.get('trial_id')}`, objective "
-                  f"`{best_json.get('metric')}` = {_fmt(best_json.get('best_value'))} "
-                  f"({best_json.get('mode')}) at critic step "
-                  f"{_fmt(best_json.get('best_critic_steps'))}.", ""]
+        params = ", ".join(f"`{k}` = {_fmt(v)}" for k, v in best_json.get("params", {}).items())
+        lines += [f"Best trial (of {best_json.get('trials')}, over {best_json.get('scope')}): "
+                  f"`{best_json.get('trial_id')}`, `{best_json.get('metric')}` = "
+                  f"{_fmt(best_json.get('value'))} ({best_json.get('mode')}) at critic step "
+                  f"{_fmt(best_json.get('at_critic_steps'))}; {params}.", ""]
     lines += ["### Leaderboard (from `leaderboard.csv`)", ""]
-    cols = list(board[0].keys()) if board else []
-    lines += [markdown_table(board, cols), ""]
+    cols = [c for c in (board[0].keys() if board else []) if c != "checkpoint"]
+    lines += [markdown_table([{k: _number(v) for k, v in row.items()} for row in board], cols), ""]
     lines += ["### Best checkpoint against the real floor (from `metrics.json`)", ""]
     lines += [_metrics_table(_read_json(os.path.join(best, "metrics.json"))), ""]
     plots_dir = os.path.join(best, "plots")
