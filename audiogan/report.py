@@ -117,7 +117,7 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
     lines = ["# audiogan demo report", "",
              f"Made by `make demo` on {time.strftime('%Y-%m-%d %H:%M')} in {total_s:.0f} s "
              "(stages skipped as up to date show 0 s). Demo data are small and synthetic "
-             "(music21 corpus scores, espeak-ng digits), and the smoke sweeps are tiny: the "
+             "(music21 corpus scores, espeak-ng digits) and the demo sweeps are small: the "
              "numbers show the pipeline works, not model quality.", ""]
     for family, title in MODELS:
         lines += _model_section(out, family, title)
