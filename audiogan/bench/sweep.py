@@ -128,9 +128,11 @@ def run(args: argparse.Namespace) -> str:
     step_s = _step_seconds(data, os.path.join(root, "calib"))
     steps = max(5, math.ceil(target_s / step_s))
     cpus = os.cpu_count() or 1
-    # Dashboard on: Train V2 cleans up a Tune trial's TorchTrainer placement group through it.
-    ray.init(address="local", num_cpus=cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-             log_to_driver=False, configure_logging=False)
+    # The Ray start `audiogan sweep` uses (dashboard on: Train V2 cleans up a Tune trial's
+    # TorchTrainer placement group through it), so the overhead measured is the product's.
+    from audiogan.raylocal import start_ray
+
+    start_ray(None, cpus, log_to_driver=False)
     try:
         runs = [_one(data, root, f"c{c}", steps, n_trials, c, 1) for c in (1, 2) if c <= cpus]
         multi = _one(data, root, "multi", steps, 1 if args.quick else 2, 1, 2) if cpus >= 2 else None

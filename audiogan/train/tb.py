@@ -67,10 +67,8 @@ class TensorBoard:
         for i, img in enumerate(x[:, 0]):
             # frames x bins -> bins (low at the bottom) x frames, in [0, 1]
             self.writer.add_image(f"spectrogram/{i}", ((img.T[::-1] + 1) / 2)[None].copy(), step)
-        try:
-            from audiogan.data.spectro import griffin_lim
-        except ImportError:
-            return
+        from audiogan.render import griffin_lim  # the fast one, equal to data.spectro's
+
         logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
         audio = griffin_lim(logmag, n_iter=self.cfg.data.griffin_lim_iters).numpy()
         for i, clip in enumerate(audio):
@@ -99,10 +97,8 @@ def piano_roll(notes: np.ndarray, pitch_min: int = 21, pitch_max: int = 108,
 
 def render_notes(notes: np.ndarray) -> np.ndarray | None:
     """Sine rendering (pretty_midi.synthesize) of the first seconds, peak-normalised."""
-    try:
-        from audiogan.data.notes import notes_to_midi
-    except ImportError:
-        return None
+    from audiogan.data.notes import notes_to_midi
+
     audio = notes_to_midi(notes).synthesize(fs=SAMPLE_RATE)[: int(PIANO_AUDIO_S * SAMPLE_RATE)]
     if audio.size == 0:
         return None
