@@ -8,6 +8,24 @@ accident) with the dashboard on 127.0.0.1 only; Ray 2.60's token auth stays on.
 from __future__ import annotations
 
 import os
+import socket
+
+
+def pin_dashboard_port() -> int:
+    """A free port for the dashboard, exported as RAY_API_SERVER_ADDRESS before Ray starts.
+
+    Train V2's PlacementGroupCleaner is what frees a TorchTrainer's placement group when
+    Tune stops a multi-worker trial (ASHA) and the trial's controller dies with it. It asks
+    the State API whether the controller is alive, and that API auto-detects "the" local
+    Ray: with a second Ray instance on the machine it raises, the cleaner's thread dies and
+    the group keeps its CPUs forever (the next trial waits for them). Ray processes inherit
+    this variable, so every State API call in this cluster goes to its own dashboard.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+    return port
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, *,
@@ -26,7 +44,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *,
     # Ray nices its workers to 15 by default; on a shared machine that starves them next to
     # nice-0 processes (measured: 0.48x Pool(2) on maestro-mini under load).
     os.environ.setdefault("RAY_worker_niceness", "0")
+    extra = {"dashboard_port": pin_dashboard_port()} if dashboard else {}
     ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-             include_dashboard=dashboard, dashboard_host="127.0.0.1",
+             include_dashboard=dashboard, dashboard_host="127.0.0.1", **extra,
              log_to_driver=log_to_driver, configure_logging=False)
     return True
