@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
+import time
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -20,8 +22,9 @@ import yaml
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep_results import TrialSummary, leaderboard, load_trials, write_leaderboard
-from audiogan.sweep_spec import parse_spec, trial_config
+from audiogan.sweep_results import (TrialSummary, leaderboard, load_trials, stopped_early,
+                                    write_leaderboard)
+from audiogan.sweep_spec import baseline_point, parse_spec, trial_config
 from audiogan.sweep_trial import CRITIC_STEPS
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,32 @@ def pick_best(trials: list[TrialSummary], mode: str) -> TrialSummary:
         raise UserError("no trial of this sweep has reported the objective yet")
     key = (lambda t: t.best_value) if mode == "min" else (lambda t: -t.best_value)
     return min(scored, key=key)
+
+
+def _same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(
+        math.isclose(float(a[k]), float(b[k]), rel_tol=1e-9)
+        if isinstance(b[k], (int, float)) else a[k] == b[k] for k in b)
+
+
+def sweep_summary(trials: list[TrialSummary], spec: Any, best: TrialSummary) -> dict[str, Any]:
+    """What a sweep did (trial counts, ASHA stops) and, when it ran WaveGAN's defaults as a
+    baseline trial, that trial's best objective beside the best trial's."""
+    max_cs = spec.max_critic_steps if spec is not None else 0
+    out: dict[str, Any] = {
+        "trials_by_status": {s: sum(t.status == s for t in trials)
+                             for s in sorted({t.status for t in trials})},
+        "stopped_early_by_asha": sum(stopped_early(t, max_cs) for t in trials),
+        "max_critic_steps": max_cs, "baseline": None}
+    if spec is not None and spec.baseline:
+        point = baseline_point(spec)
+        base = next((t for t in trials if _same_point(t.params, point)), None)
+        if base is not None:
+            out["baseline"] = {"trial_id": base.trial_id, "params": base.params,
+                               "value": base.best_value, "at_critic_steps": base.best_critic_steps,
+                               "critic_steps": base.last_critic_steps,
+                               "is_best": base.trial_id == best.trial_id}
+    return out
 
 
 def copy_checkpoint(best: TrialSummary, dest: str) -> None:
@@ -175,11 +204,13 @@ def cli_main(args: argparse.Namespace) -> int:
     else:
         cfg_yaml = yaml.safe_dump(best.params)
     storage.write_bytes_atomic(storage.join(out, "best_config.yaml"), cfg_yaml.encode())
+    summary = sweep_summary(trials, spec, best)
     storage.write_json_atomic(storage.join(out, "best.json"), {
         "sweep": sweep, "metric": metric, "mode": mode, "trial_id": best.trial_id,
         "value": best.best_value, "at_critic_steps": best.best_critic_steps,
         "params": best.params, "checkpoint_source": best.checkpoint,
-        "trials": len(trials), "scope": "all evaluations"})
+        "trials": len(trials), "scope": "all evaluations", "date": time.strftime("%Y-%m-%d"),
+        **summary})
     plots_dir = out if not storage.is_uri(out) else tempfile.mkdtemp(prefix="audiogan-plots-")
     paths = plot_all(trials, metric, resolved_doc, study_for(sweep, resolved),
                      os.path.join(plots_dir, "plots"))
@@ -190,4 +221,12 @@ def cli_main(args: argparse.Namespace) -> int:
     sys.stdout.write(board.drop(columns=["checkpoint"]).to_string(index=False) + "\n")
     sys.stdout.write(f"best: trial {best.trial_id} {metric}={best.best_value:.4g} at "
                      f"{best.best_critic_steps} critic steps -> {storage.join(out, 'checkpoint')}\n")
+    base = summary["baseline"]
+    if base is not None:
+        sys.stdout.write(f"baseline (WaveGAN defaults): trial {base['trial_id']} {metric}="
+                         f"{base['value']:.4g}" if base["value"] is not None else
+                         f"baseline (WaveGAN defaults): trial {base['trial_id']} no {metric}")
+        sys.stdout.write("\n")
+    sys.stdout.write(f"ASHA stopped {summary['stopped_early_by_asha']} of {len(trials)} trials "
+                     f"early; by status: {summary['trials_by_status']}\n")
     return 0

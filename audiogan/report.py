@@ -72,8 +72,10 @@ def _metrics_table(result: dict[str, Any]) -> str:
     return head + markdown_table(rows, cols)
 
 
-def _model_section(out: str, family: str, title: str) -> list[str]:
-    best = os.path.join(out, "best", family)
+def _model_section(best: str, out: str, title: str) -> list[str]:
+    """A model's best trial, leaderboard, metrics beside the floor, plots and samples, read
+    from an `audiogan best` directory (+ evaluate's metrics.json, sample's samples/); links
+    relative to `out`, where the report is written."""
     lines = [f"## {title}", ""]
     board = _read_csv(os.path.join(best, "leaderboard.csv"))
     best_json = _read_json(os.path.join(best, "best.json"))
@@ -120,7 +122,7 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
              "(music21 corpus scores, espeak-ng digits) and the demo sweeps are small: the "
              "numbers show the pipeline works, not model quality.", ""]
     for family, title in MODELS:
-        lines += _model_section(out, family, title)
+        lines += _model_section(os.path.join(out, "best", family), out, title)
     lines += ["## Stages and commands to reproduce", "",
               "| stage | seconds | command |", "|---|---|---|"]
     for stage in stages(out):
@@ -131,6 +133,43 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def _baseline_lines(best_json: dict[str, Any]) -> list[str]:
+    base = best_json.get("baseline")
+    metric, mode = best_json.get("metric"), best_json.get("mode")
+    lines = [f"- Trials: {best_json.get('trials')} ({', '.join(f'{v} {k}' for k, v in best_json.get('trials_by_status', {}).items())}); "
+             f"equal budget of {best_json.get('max_critic_steps')} critic steps each; "
+             f"ASHA stopped {best_json.get('stopped_early_by_asha')} early."]
+    if base:
+        verdict = ("the baseline itself is the best trial" if base.get("is_best") else
+                   f"best trial `{best_json.get('trial_id')}`: {_fmt(best_json.get('value'))}")
+        lines.append(f"- `{metric}` ({mode}), best over all evaluations: WaveGAN defaults "
+                     f"(trial `{base.get('trial_id')}`, "
+                     f"{', '.join(f'`{k}`={_fmt(v)}' for k, v in base.get('params', {}).items())}): "
+                     f"{_fmt(base.get('value'))} at critic step {_fmt(base.get('at_critic_steps'))}; "
+                     f"{verdict}.")
+    else:
+        lines.append("- No baseline trial (WaveGAN defaults) in this sweep.")
+    return lines
+
+
+def write_sweep_report(best: str, title: str, commands: list[str]) -> str:
+    """BEST/README.md for a real-data sweep, from the files `audiogan best`, `evaluate` and
+    `sample` wrote into BEST."""
+    best_json = _read_json(os.path.join(best, "best.json"))
+    lines = [f"# {title}", "", "Every number below is read from the files next to this page "
+             "(`best.json`, `leaderboard.csv`, `metrics.json`, `samples/samples.json`), which the "
+             "commands at the end wrote. Regenerate this page with `python -m audiogan.report "
+             f"sweep {best} --title ...`.", ""]
+    lines += _baseline_lines(best_json) + [""]
+    lines += _model_section(best, best, "Best trial")
+    lines += ["## Commands", "", "```", *commands, "```", ""]
+    path = os.path.join(best, "README.md")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(path + ".tmp", path)
     return path
 
 
@@ -197,6 +236,7 @@ def write_results_index(results: str = "results") -> str:
         path = os.path.join(results, "bench", f"{name}.json")
         if os.path.exists(path):
             rows += _bench_rows(name, _read_json(path))
+    rows += _sweep_rows(results)
     lines = ["# Results", "",
              "Measured on the development machine (2 cores, 24 GiB, no GPU). Every row is read "
              "from the JSON that `audiogan bench NAME` wrote to `results/bench/NAME.json` "
@@ -214,7 +254,41 @@ def write_results_index(results: str = "results") -> str:
     return path
 
 
-if __name__ == "__main__":
-    import sys
+def _sweep_rows(results: str) -> list[dict[str, Any]]:
+    rows = []
+    root = os.path.join(results, "sweeps")
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        b = _read_json(os.path.join(root, name, "best.json"))
+        base = b.get("baseline") or {}
+        if not b or base.get("value") in (None, 0):
+            continue
+        rows.append({"measure": f"sweep {name}: best {b['metric']} {_fmt(b['value'])} "
+                                f"({b['trials']} trials, {b.get('max_critic_steps')} critic steps each)",
+                     "baseline": f"WaveGAN defaults {_fmt(base['value'])}",
+                     "ratio": b["value"] / base["value"],
+                     "target": f"{'lower' if b['mode'] == 'min' else 'higher'} is better",
+                     "date": b.get("date", "")})
+    return rows
 
-    print(write_results_index(sys.argv[1] if len(sys.argv) > 1 else "results"))
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m audiogan.report")
+    sub = parser.add_subparsers(dest="what", required=True)
+    res = sub.add_parser("results", help="regenerate RESULTS/README.md from bench JSON")
+    res.add_argument("dir", nargs="?", default="results")
+    sw = sub.add_parser("sweep", help="BEST/README.md for a real-data sweep")
+    sw.add_argument("best")
+    sw.add_argument("--title", required=True)
+    sw.add_argument("--command", action="append", default=[])
+    args = parser.parse_args(argv)
+    if args.what == "results":
+        print(write_results_index(args.dir))
+    else:
+        print(write_sweep_report(args.best, args.title, args.command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,3 +34,26 @@ def test_report_numbers_come_from_the_records(tmp_path):
     assert "| eval/ndb | 0.625 | 0.125 |" in text and "| eval/ndb | 0.375 | 0.0625 |" in text
     assert "Rendering backend: **sine**" in text and "seed_0000.wav" in text
     assert "`audiogan data demo --out" in text and "/x" not in text
+
+
+def test_sweep_report_and_results_row_read_best_json(tmp_path):
+    from audiogan.report import write_results_index, write_sweep_report
+
+    results = tmp_path / "results"
+    _fake_best(str(results / "sweeps" / "x"), "", 0.25, 0.25, 0.0625)
+    best = results / "sweeps" / "x" / "best"
+    info = json.load(open(best / "best.json"))
+    info.update(trials=9, max_critic_steps=6000, stopped_early_by_asha=4,
+                trials_by_status={"TERMINATED": 9}, date="2026-11-25",
+                baseline={"trial_id": "bbb", "value": 0.5, "at_critic_steps": 3000,
+                          "params": {"loss.n_critic": 5}, "is_best": False})
+    json.dump(info, open(best / "best.json", "w"))
+    os.rename(best, results / "sweeps" / "real")
+    os.rmdir(results / "sweeps" / "x")
+    text = open(write_sweep_report(str(results / "sweeps" / "real"), "Real", ["audiogan sweep s.yaml"])).read()
+    assert "ASHA stopped 4 early" in text and "9 TERMINATED" in text
+    assert "WaveGAN defaults (trial `bbb`, `loss.n_critic`=5): 0.5 at critic step 3000" in text
+    assert "best trial `aaa`: 0.25" in text and "audiogan sweep s.yaml" in text
+    index = open(write_results_index(str(results))).read()
+    assert "| sweep real: best eval/ndb 0.25 (9 trials, 6000 critic steps each) | " \
+           "WaveGAN defaults 0.5 | 0.5 | lower is better | 2026-11-25 |" in index

@@ -114,6 +114,17 @@ def test_best_copies_a_loadable_checkpoint_and_plots(smoke_sweep, tmp_path):
     info = json.load(open(os.path.join(out, "best.json")))
     trials = load_trials(smoke_sweep["dir"], "eval/ndb", "min")
     assert info["value"] == min(t.best_value for t in trials)
+    # The smoke spec enqueues WaveGAN's defaults as the baseline trial; best.json reports it
+    # beside the best, and counts what ASHA stopped, from the same trial records.
+    base = info["baseline"]
+    assert base["params"] == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "loss.n_critic": 5,
+                              "loss.gp_weight": 10.0}
+    by_id = {t.trial_id: t for t in trials}
+    assert base["value"] == by_id[base["trial_id"]].best_value
+    assert base["is_best"] == (base["trial_id"] == info["trial_id"])
+    board = pd.read_csv(os.path.join(out, "leaderboard.csv"))
+    assert info["stopped_early_by_asha"] == int(board["stopped_early"].sum())
+    assert sum(info["trials_by_status"].values()) == len(trials) == len(board)
     for name in ("leaderboard.csv", "best_config.yaml", "plots/objective_over_critic_steps.png",
                  "plots/objective_vs_hyperparameters.png", "plots/param_importances.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
