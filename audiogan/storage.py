@@ -6,6 +6,7 @@ publish an object only when its upload completes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -62,6 +63,20 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would race other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     fs, p = resolve(path)
     if isinstance(fs, pafs.LocalFileSystem):
@@ -73,6 +88,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            # mkstemp makes the file 0600; give it the mode a plain open() would (umask).
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, p)
         except BaseException:
             if os.path.exists(tmp):

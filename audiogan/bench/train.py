@@ -124,7 +124,7 @@ def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str,
         cfg = resolve(preset, ["metrics.n_samples=64", "metrics.ndb_k=8"])
         # Measure at the preset's report rate (reports are part of the cost).
         warmup, n_train = cfg.train.report_every, 256
-        steps = 2 * warmup
+        steps = 3 * warmup  # >= ~10 s timed per run: single runs vary +-20% here
     kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
     data = synthetic_dataset(os.path.join(work, f"data-{preset}"), kind, n_train)
     runs: dict[str, list[Any]] = {"plain": [], "ray1": [], "ray2": []}
