@@ -7,8 +7,12 @@ accident) with the dashboard on 127.0.0.1 only; Ray 2.60's token auth stays on.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+
+log = logging.getLogger(__name__)
+DEFAULT_DASHBOARD_PORT = 8265
 
 
 def pin_dashboard_port() -> int:
@@ -21,9 +25,15 @@ def pin_dashboard_port() -> int:
     the group keeps its CPUs forever (the next trial waits for them). Ray processes inherit
     this variable, so every State API call in this cluster goes to its own dashboard.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = 0
+    for candidate in (DEFAULT_DASHBOARD_PORT, 0):  # Ray's usual port when it is free
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+            break
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
     return port
 
@@ -48,4 +58,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *,
     ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
              include_dashboard=dashboard, dashboard_host="127.0.0.1", **extra,
              log_to_driver=log_to_driver, configure_logging=False)
+    if dashboard:
+        log.info("Ray dashboard: %s (token: ~/.ray/auth_token)", os.environ["RAY_API_SERVER_ADDRESS"])
     return True

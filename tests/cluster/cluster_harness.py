@@ -92,6 +92,9 @@ class LocalHead:
             "RAY_USAGE_STATS_ENABLED": "0",
             # A busy 2-core machine can take over a minute to register a raylet.
             "RAY_raylet_start_wait_time_s": "180",
+            # State API calls inside the cluster (Train's state actor, its placement-group
+            # cleaner) auto-detect "the" local Ray and fail when another one runs here.
+            "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{self.dashboard_port}",
             **(extra_env or {}),
         }
         self.env.pop("RAY_ADDRESS", None)

@@ -16,6 +16,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,8 +70,9 @@ def smoke_spec(dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fake_cluster():
+    # One cluster for the module: the node-loss test reuses the nodes the first one scaled up.
     root = pathlib.Path(tempfile.mkdtemp(prefix="agfc-", dir="/tmp"))
     head = LocalHead(str(root), num_cpus=0, extra_env={"RAY_FAKE_CLUSTER": "1"})
     config = yaml.safe_load((HERE / "fake_cluster.yaml").read_text())
@@ -190,3 +192,165 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
     assert sample.returncode == 0, sample.stdout + sample.stderr
     assert any((root / "samples").rglob("*.mid"))
     print(f"fake cluster timings: {head.timings}")
+
+
+def _live_train_workers(head: LocalHead) -> list[int]:
+    found = []
+    for pid in head.processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"RayTrainWorker" in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _env_of(pid: int, name: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    except OSError:
+        return None
+    value = env.get(name.encode())
+    return value.decode() if value else None
+
+
+def _node_of(pid: int) -> str | None:
+    """The fake node a process belongs to: the provider gives each node's raylet (and so
+    every process it starts) its own RAY_OVERRIDE_NODE_ID_FOR_TESTING."""
+    return _env_of(pid, "RAY_OVERRIDE_NODE_ID_FOR_TESTING")
+
+
+def _worker_nodes(head: LocalHead) -> set[str]:
+    """Fake worker nodes whose raylet is alive."""
+    nodes = set()
+    for pid in head.processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"raylet/raylet" not in f.read():
+                    continue
+        except OSError:
+            continue
+        if _env_of(pid, "RAY_NODE_TYPE_NAME"):
+            nodes.add(_node_of(pid))
+    return nodes
+
+
+def _latest_committed(train_root: pathlib.Path) -> str | None:
+    for snap in train_root.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snap.read_text()).get("latest_checkpoint_result") or {}
+        except ValueError:  # being rewritten right now
+            continue
+        if latest.get("checkpoint_dir_name"):
+            return latest["checkpoint_dir_name"]
+    return None
+
+
+NODE_LOSS_EVAL_CRITIC_STEPS = 50  # = the checkpoint interval, in critic steps
+STEP_LINE = re.compile(r"\bstep (\d+)/(\d+)")
+RESUME_LINE = re.compile(r"resuming from (\S+) at step (\d+)")
+
+
+@pytest.mark.slow
+def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster, tmp_path):
+    """End every process of one fake GPU node while its 2-worker DDP trial trains: the
+    autoscaler replaces the node and Ray Train restarts the worker group from the trial's
+    last committed checkpoint; the trial (and the sweep job) still complete."""
+    head = fake_cluster
+    root = pathlib.Path(head.root)
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures import make_dataset
+    from tests.reliability.procs import record
+
+    data = make_dataset(root / "data-nl", "notes", n_train=32, n_validation=8, n_test=4)
+    wd = stage_working_dir(root / "wd-nl")
+    spec_path = root / "node-loss.yaml"
+    spec = yaml.safe_load((ROOT / "sweeps" / "pianogan-smoke.yaml").read_text())
+    # The baseline trial (n_critic 5): 100 steps, a checkpoint every 10; wide enough that a
+    # step takes a visible fraction of a second, so the kill lands mid-run.
+    spec.update(workers=2, num_samples=1, max_concurrent_trials=1, baseline=True,
+                max_critic_steps=500, grace_critic_steps=NODE_LOSS_EVAL_CRITIC_STEPS)
+    spec["overrides"].update({"model.d": 4, "optim.batch_size": 8, "train.report_every": 1})
+    spec_path.write_text(yaml.safe_dump(spec))
+    sweeps = root / "sweeps-nl"
+    # A spare node, as a cluster running several trials has: the fake provider keeps listing
+    # a node whose processes ended (as launching), so the autoscaler would not replace it;
+    # Train's restart must find its 2 workers on the nodes left.
+    spare = subprocess.run(
+        [sys.executable, "-c", "import ray; from ray.autoscaler.sdk import request_resources; "
+         "ray.init(); request_resources(bundles=[{'CPU': 1, 'fake_gpu': 1}] * 3)"],
+        env={**head.env, "RAY_ADDRESS": head.gcs_address}, capture_output=True, text=True,
+        timeout=120)
+    assert spare.returncode == 0, spare.stderr[-2000:]
+    job_id = f"audiogan-nodeloss-{os.getpid()}-{int(time.time())}"
+    t0 = time.monotonic()
+    submit = subprocess.run(
+        [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
+         "--working-dir", str(wd), "--",
+         "sh", "-c", f"cd {root} && exec {sys.executable} -m audiogan sweep {spec_path} "
+                     f"--data {data} --storage {sweeps} --name nl"],
+        env=head.job_env(), capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+
+    def job_logs() -> str:
+        status, body = head.get(f"/api/jobs/{job_id}/logs")
+        return json.loads(body).get("logs", "") if status == 200 else ""
+
+    # Wait for a committed checkpoint and a step past it, with both workers alive.
+    train_root = sweeps / "nl" / "train"
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    steps_per_interval = NODE_LOSS_EVAL_CRITIC_STEPS // 5
+    while True:
+        assert time.monotonic() < deadline, f"no checkpoint to kill after:\n{job_logs()[-4000:]}"
+        job = _job_status(head, job_id)
+        assert job["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"), \
+            f"job ended ({job['status']}) before the kill:\n{job_logs()[-4000:]}"
+        committed = _latest_committed(train_root)
+        steps = [int(m.group(1)) for m in STEP_LINE.finditer(job_logs())]
+        workers = _live_train_workers(head)
+        if committed and steps and max(steps) > steps_per_interval and len(workers) == 2 \
+                and len(_worker_nodes(head)) == 3:
+            break
+        time.sleep(0.3)
+    nodes = {pid: _node_of(pid) for pid in workers}
+    assert all(nodes.values()) and len(set(nodes.values())) == 2, nodes
+    victim_node = nodes[max(workers)]
+    node_pids = [p for p in head.processes() if _node_of(p) == victim_node]
+    last_step_before = max(steps)
+    for pid in node_pids:  # the node's raylet, agents and workers: the machine is gone
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    t_kill = time.monotonic()
+
+    while (job := _job_status(head, job_id))["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        assert time.monotonic() < deadline + JOB_TIMEOUT_S, \
+            f"job still {job['status']}:\n{job_logs()[-4000:]}"
+        time.sleep(2)
+    seconds_after_kill = time.monotonic() - t_kill
+    logs = job_logs()
+    (tmp_path / "job.log").write_text(logs)
+    assert job["status"] == "SUCCEEDED", f"{job.get('message')}\n{logs[-4000:]}"
+    resumed = [m for m in RESUME_LINE.finditer(logs)]
+    assert resumed, f"no resume from a checkpoint in the job log:\n{logs[-4000:]}"
+    resume_step = int(resumed[-1].group(2))
+    assert 0 < resume_step <= last_step_before
+    assert last_step_before - resume_step <= steps_per_interval + 2 * 5  # + Train's commit lag
+    board = sweeps / "nl" / "leaderboard.csv"
+    import pandas as pd
+
+    rows = pd.read_csv(board)
+    assert len(rows) == 1 and rows["status"].iloc[0] == "TERMINATED", rows.to_string()
+    from audiogan.train.checkpoint import load_checkpoint
+
+    finals = sorted(train_root.glob("*/checkpoint_*"))
+    final = load_checkpoint(str(finals[-1]))
+    assert final.meta["step"] == 100 and final.meta["start_step"] == resume_step, final.meta
+    record("worker_node_lost", node_processes_killed=len(node_pids),
+           last_step_before_kill=last_step_before, resumed_from_step=resume_step,
+           steps_redone=last_step_before - resume_step, checkpoint_interval_steps=steps_per_interval,
+           seconds_kill_to_job_end=round(seconds_after_kill, 1),
+           job_seconds=round(time.monotonic() - t0, 1))
