@@ -52,7 +52,8 @@ def test_hooks(config: dict[str, Any]) -> dict[str, Any]:
            "exit_at_step": "AUDIOGAN_INJECT_EXIT_AT_STEP",
            "exit_marker": "AUDIOGAN_INJECT_EXIT_MARKER",
            "param_dump_dir": "AUDIOGAN_INJECT_PARAM_DUMP_DIR",
-           "report_log": "AUDIOGAN_HOOK_REPORT_LOG"}
+           "report_log": "AUDIOGAN_HOOK_REPORT_LOG",
+           "step_sleep_s": "AUDIOGAN_HOOK_STEP_SLEEP_S"}
     for key, var in env.items():
         if key not in hooks and os.environ.get(var):
             hooks[key] = os.environ[var]
@@ -170,6 +171,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None) -> None:
                                      generator_raw=generator, critic_raw=critic)
             step += 1
             critic_steps += cfg.loss.n_critic
+            if hooks.get("step_sleep_s"):  # a floor on step time: fault tests hit mid-run
+                time.sleep(float(hooks["step_sleep_s"]))
             _maybe_exit(hooks, step, rank, world)
             if hooks.get("nan_at_step") == step and rank == 0:
                 losses["loss/critic"] = float("nan")

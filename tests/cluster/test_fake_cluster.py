@@ -287,8 +287,7 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     wd = stage_working_dir(root / "wd-nl")
     spec_path = root / "node-loss.yaml"
     spec = yaml.safe_load((ROOT / "sweeps" / "pianogan-smoke.yaml").read_text())
-    # The baseline trial (n_critic 5): 100 steps, a checkpoint every 10; wide enough that a
-    # step takes a visible fraction of a second, so the kill lands mid-run.
+    # The baseline trial (n_critic 5): 100 steps, a checkpoint every 10.
     spec.update(workers=2, num_samples=1, max_concurrent_trials=1, baseline=True,
                 max_critic_steps=500, grace_critic_steps=NODE_LOSS_EVAL_CRITIC_STEPS)
     spec["overrides"].update({"model.d": 4, "optim.batch_size": 8, "train.report_every": 1})
@@ -296,9 +295,11 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     sweeps = root / "sweeps-nl"
     job_id = f"audiogan-nodeloss-{os.getpid()}-{int(time.time())}"
     t0 = time.monotonic()
+    # Every step takes >= 0.1 s however quiet the machine: the kill lands mid-run.
+    runtime_env = {"env_vars": {"AUDIOGAN_HOOK_STEP_SLEEP_S": "0.1"}}
     submit = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
-         "--working-dir", str(wd), "--",
+         "--working-dir", str(wd), "--runtime-env-json", json.dumps(runtime_env), "--",
          "sh", "-c", f"cd {root} && exec {sys.executable} -m audiogan sweep {spec_path} "
                      f"--data {data} --storage {sweeps} --name nl"],
         env=head.job_env(), capture_output=True, text=True, timeout=120)
