@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from audiogan import storage
 from audiogan.errors import UserError
 from audiogan.sweep_results import (TrialSummary, leaderboard, load_trials, stopped_early,
                                     write_leaderboard)
-from audiogan.sweep_spec import baseline_point, parse_spec, trial_config
+from audiogan.sweep_spec import baseline_point, parse_spec, same_point, trial_config
 from audiogan.sweep_trial import CRITIC_STEPS
 
 log = logging.getLogger(__name__)
@@ -45,12 +44,6 @@ def pick_best(trials: list[TrialSummary], mode: str) -> TrialSummary:
     return min(scored, key=key)
 
 
-def _same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.keys() == b.keys() and all(
-        math.isclose(float(a[k]), float(b[k]), rel_tol=1e-9)
-        if isinstance(b[k], (int, float)) else a[k] == b[k] for k in b)
-
-
 def sweep_summary(trials: list[TrialSummary], spec: Any, best: TrialSummary) -> dict[str, Any]:
     """What a sweep did (trial counts, ASHA stops) and, when it ran WaveGAN's defaults as a
     baseline trial, that trial's best objective beside the best trial's."""
@@ -62,7 +55,7 @@ def sweep_summary(trials: list[TrialSummary], spec: Any, best: TrialSummary) -> 
         "max_critic_steps": max_cs, "baseline": None}
     if spec is not None and spec.baseline:
         point = baseline_point(spec)
-        base = next((t for t in trials if _same_point(t.params, point)), None)
+        base = next((t for t in trials if same_point(t.params, point)), None)
         if base is not None:
             out["baseline"] = {"trial_id": base.trial_id, "params": base.params,
                                "value": base.best_value, "at_critic_steps": base.best_critic_steps,

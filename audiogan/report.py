@@ -102,13 +102,19 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
         lines += ["### Samples", "",
                   f"Rendering backend: **{samples.get('rendering_backend')}**; seeds "
                   f"{samples.get('seeds')}; config hash `{samples.get('config_hash')}`.", ""]
+        missing = []
         for f in samples.get("files", []):
             name = f if isinstance(f, str) else f.get("path", "")
             full = name if os.path.isabs(name) else os.path.join(best, "samples", name)
-            if name.endswith(".png"):
+            if not os.path.exists(full):  # e.g. large renders left out of a commit
+                missing.append(os.path.basename(name))
+            elif name.endswith(".png"):
                 lines.append(f"![{os.path.basename(name)}]({_rel(full, out)})")
             else:
                 lines.append(f"- [{os.path.basename(name)}]({_rel(full, out)})")
+        if missing:
+            lines.append(f"- not kept here ({len(missing)}): {', '.join(missing)}; the sample "
+                         "command below writes them again")
         lines.append("")
     return lines
 
@@ -155,6 +161,24 @@ def _baseline_lines(best_json: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _full_budget_lines(best: str, best_json: dict[str, Any]) -> list[str]:
+    """The baseline config trained for the whole budget outside the sweep (for sweeps run
+    before the scheduler exempted the baseline), from its curves.csv, when present."""
+    path = os.path.join(best, "baseline-full-budget", "curves.csv")
+    metric = best_json.get("metric", "eval/ndb")
+    rows = [r for r in _read_csv(path) if r.get("key") == metric]
+    if not rows:
+        return []
+    n_critic = (best_json.get("baseline") or {}).get("params", {}).get("loss.n_critic", 1)
+    points = ", ".join(f"{_fmt(float(r['value']))} at {int(float(r['step'])) * int(n_critic)}"
+                       for r in rows)
+    best_v = min(float(r["value"]) for r in rows) if best_json.get("mode") == "min" else \
+        max(float(r["value"]) for r in rows)
+    return [f"- WaveGAN defaults trained for the whole budget outside the sweep "
+            f"(`baseline-full-budget/`, `{metric}` by critic step): {points}; best "
+            f"{_fmt(best_v)}.", ""]
+
+
 def write_sweep_report(best: str, title: str, commands: list[str]) -> str:
     """BEST/README.md for a real-data sweep, from the files `audiogan best`, `evaluate` and
     `sample` wrote into BEST."""
@@ -164,6 +188,7 @@ def write_sweep_report(best: str, title: str, commands: list[str]) -> str:
              "commands at the end wrote. Regenerate this page with `python -m audiogan.report "
              f"sweep {best} --title ...`.", ""]
     lines += _baseline_lines(best_json) + [""]
+    lines += _full_budget_lines(best, best_json)
     lines += _model_section(best, best, "Best trial")
     lines += ["## Commands", "", "```", *commands, "```", ""]
     path = os.path.join(best, "README.md")

@@ -19,7 +19,7 @@ from typing import Any
 from audiogan import __version__, storage
 from audiogan.errors import UserError
 from audiogan.sweep_spec import SweepSpec, baseline_point, load_spec, spec_to_yaml, trial_config
-from audiogan.sweep_trial import CRITIC_STEPS, LOOP, SESSION, SWEEP_KEY, run_trial
+from audiogan.sweep_trial import CRITIC_STEPS, LOOP, SESSION, SWEEP_KEY, BaselineASHA, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,6 @@ def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
                 restore: bool = False):
     """The Tuner for a fresh sweep, or the restored one (`restore=True`)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     trainable = tune.with_resources(run_trial, trial_resources(spec))
     if restore:
@@ -118,9 +117,10 @@ def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
     constants = {"spec": spec.to_dict(), "data": data, "loop": loop, "session": session,
                  "train_storage": storage.join(sweep_dir, "train")}
     param_space = {**search_space(spec), SWEEP_KEY: constants}
-    scheduler = ASHAScheduler(time_attr=CRITIC_STEPS, metric=spec.metric, mode=spec.mode,
-                              max_t=spec.max_critic_steps, grace_period=spec.grace_critic_steps,
-                              reduction_factor=spec.reduction_factor)
+    scheduler = BaselineASHA(time_attr=CRITIC_STEPS, metric=spec.metric, mode=spec.mode,
+                             max_t=spec.max_critic_steps, grace_period=spec.grace_critic_steps,
+                             reduction_factor=spec.reduction_factor,
+                             baseline=baseline_point(spec) if spec.baseline else None)
     searcher = build_searcher(spec, study_storage_url(spec, sweep_dir, name), name)
     tune_config = tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=spec.num_samples,

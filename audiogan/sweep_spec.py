@@ -177,6 +177,13 @@ def _check(spec: SweepSpec) -> None:
     trial_config(spec, {k: _probe_value(d) for k, d in spec.search.items()})
 
 
+def same_point(params: Mapping[str, Any], point: Mapping[str, Any]) -> bool:
+    """True when sampled values equal a point (numbers compared to 1e-9 relative)."""
+    return params.keys() == point.keys() and all(
+        math.isclose(float(params[k]), float(point[k]), rel_tol=1e-9)
+        if isinstance(point[k], (int, float)) else params[k] == point[k] for k in point)
+
+
 def baseline_point(spec: SweepSpec) -> dict[str, Any]:
     """WaveGAN's defaults for the searched keys; other searched keys keep the base value."""
     base = resolve(spec.base, spec.overrides)

@@ -23,9 +23,10 @@ import logging
 import math
 from typing import Any, Callable
 
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from audiogan.sweep_spec import parse_spec, trial_config
+from audiogan.sweep_spec import parse_spec, same_point, trial_config
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,28 @@ def _run_multi_worker(cfg: Any, constants: dict[str, Any], trial_id: str) -> Non
     run_config = trainer.run_config
     run_config.callbacks = [*(run_config.callbacks or []), TuneReportCallback()]
     trainer.fit()
+
+
+class BaselineASHA(ASHAScheduler):
+    """ASHA that never stops the baseline trial early: WaveGAN's defaults get the whole
+    critic-step budget, so the sweep compares its best trial against them at equal compute.
+    Every other trial is stopped exactly as ASHA decides (the baseline's results still set
+    the rungs' cut-offs)."""
+
+    def __init__(self, *args: Any, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._baseline = baseline
+
+    def is_baseline(self, config: dict[str, Any]) -> bool:
+        return bool(self._baseline) and same_point(split_trial_config(config)[1], self._baseline)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if (decision == TrialScheduler.STOP and self.is_baseline(trial.config)
+                and result.get(self._time_attr, 0) < self._max_t):
+            self._num_stopped -= 1
+            return TrialScheduler.CONTINUE
+        return decision
 
 
 class AudioganOptunaSearch(OptunaSearch):

@@ -50,7 +50,12 @@ def test_sweep_report_and_results_row_read_best_json(tmp_path):
     json.dump(info, open(best / "best.json", "w"))
     os.rename(best, results / "sweeps" / "real")
     os.rmdir(results / "sweeps" / "x")
+    full = results / "sweeps" / "real" / "baseline-full-budget"
+    full.mkdir()
+    (full / "curves.csv").write_text("key,step,value\neval/ndb,1000,1.0\nloss/critic,1000,3\n"
+                                     "eval/ndb,2000,0.9\n")
     text = open(write_sweep_report(str(results / "sweeps" / "real"), "Real", ["audiogan sweep s.yaml"])).read()
+    assert "(`baseline-full-budget/`, `eval/ndb` by critic step): 1 at 5000, 0.9 at 10000; best 0.9." in text
     assert "ASHA stopped 4 early" in text and "9 TERMINATED" in text
     assert "WaveGAN defaults (trial `bbb`, `loss.n_critic`=5): 0.5 at critic step 3000" in text
     assert "best trial `aaa`: 0.25" in text and "audiogan sweep s.yaml" in text

@@ -1,0 +1,46 @@
+"""BaselineASHA: ASHA's decisions for every trial but the baseline, which runs its budget."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ray.tune.schedulers import TrialScheduler
+
+from audiogan.sweep_trial import SWEEP_KEY, BaselineASHA
+
+BASELINE = {"optim.lr_g": 1e-4, "loss.n_critic": 5}
+
+
+def _trial(trial_id: str, lr_g: float, n_critic: int = 5):
+    return SimpleNamespace(trial_id=trial_id, config={
+        "optim.lr_g": lr_g, "loss.n_critic": n_critic, SWEEP_KEY: {"spec": {}}})
+
+
+def _scheduler() -> BaselineASHA:
+    return BaselineASHA(time_attr="t", metric="m", mode="min", max_t=100, grace_period=10,
+                        reduction_factor=2, baseline=BASELINE)
+
+
+def test_baseline_continues_where_asha_stops_an_equal_trial():
+    sched = _scheduler()
+    good, base, bad = _trial("good", 3e-4), _trial("base", 1e-4), _trial("bad", 2e-4)
+    for t in (good, base, bad):
+        sched.on_trial_add(None, t)
+    assert sched.on_trial_result(None, good, {"t": 10, "m": 0.1}) == TrialScheduler.CONTINUE
+    # Both are worse than the rung's cut-off: ASHA stops `bad`, the baseline goes on.
+    assert sched.on_trial_result(None, bad, {"t": 10, "m": 1.0}) == TrialScheduler.STOP
+    assert sched.on_trial_result(None, base, {"t": 10, "m": 1.0}) == TrialScheduler.CONTINUE
+    # ... up to its budget, where it stops like every trial.
+    assert sched.on_trial_result(None, base, {"t": 100, "m": 1.0}) == TrialScheduler.STOP
+    assert sched._num_stopped == 2
+
+
+def test_no_baseline_is_plain_asha():
+    sched = BaselineASHA(time_attr="t", metric="m", mode="min", max_t=100, grace_period=10,
+                         reduction_factor=2, baseline=None)
+    good, base = _trial("good", 3e-4), _trial("base", 1e-4)
+    for t in (good, base):
+        sched.on_trial_add(None, t)
+    sched.on_trial_result(None, good, {"t": 10, "m": 0.1})
+    assert sched.on_trial_result(None, base, {"t": 10, "m": 1.0}) == TrialScheduler.STOP
+    assert not sched.is_baseline(base.config)
