@@ -79,6 +79,7 @@ def _fake_cluster(min_workers: dict[str, int] | None = None):
     config["provider"]["gcs_address"] = head.gcs_address
     for node_type, n in (min_workers or {}).items():
         config["available_node_types"][node_type]["min_workers"] = n
+    config["max_workers"] = max(config["max_workers"], sum((min_workers or {}).values()))
     (root / "fake.yaml").write_text(yaml.safe_dump(config))
     head.autoscaling_config = str(root / "fake.yaml")
     head.timings = {}
