@@ -154,8 +154,11 @@ def _baseline_lines(best_json: dict[str, Any]) -> list[str]:
         lines.append(f"- `{metric}` ({mode}), best over all evaluations: WaveGAN defaults "
                      f"(trial `{base.get('trial_id')}`, "
                      f"{', '.join(f'`{k}`={_fmt(v)}' for k, v in base.get('params', {}).items())}): "
-                     f"{_fmt(base.get('value'))} at critic step {_fmt(base.get('at_critic_steps'))}; "
-                     f"{verdict}.")
+                     f"{_fmt(base.get('value'))} at critic step {_fmt(base.get('at_critic_steps'))}"
+                     + (f" (ASHA stopped it at {base.get('critic_steps')} critic steps)"
+                        if base.get("critic_steps") and
+                        base["critic_steps"] < (best_json.get("max_critic_steps") or 0) else "")
+                     + f"; {verdict}.")
     else:
         lines.append("- No baseline trial (WaveGAN defaults) in this sweep.")
     return lines

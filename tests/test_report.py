@@ -45,7 +45,7 @@ def test_sweep_report_and_results_row_read_best_json(tmp_path):
     info = json.load(open(best / "best.json"))
     info.update(trials=9, max_critic_steps=6000, stopped_early_by_asha=4,
                 trials_by_status={"TERMINATED": 9}, date="2026-11-25",
-                baseline={"trial_id": "bbb", "value": 0.5, "at_critic_steps": 3000,
+                baseline={"trial_id": "bbb", "value": 0.5, "at_critic_steps": 3000, "critic_steps": 3000,
                           "params": {"loss.n_critic": 5}, "is_best": False})
     json.dump(info, open(best / "best.json", "w"))
     os.rename(best, results / "sweeps" / "real")
@@ -57,7 +57,8 @@ def test_sweep_report_and_results_row_read_best_json(tmp_path):
     text = open(write_sweep_report(str(results / "sweeps" / "real"), "Real", ["audiogan sweep s.yaml"])).read()
     assert "(`baseline-full-budget/`, `eval/ndb` by critic step): 1 at 5000, 0.9 at 10000; best 0.9." in text
     assert "ASHA stopped 4 early" in text and "9 TERMINATED" in text
-    assert "WaveGAN defaults (trial `bbb`, `loss.n_critic`=5): 0.5 at critic step 3000" in text
+    assert "WaveGAN defaults (trial `bbb`, `loss.n_critic`=5): 0.5 at critic step 3000 " \
+           "(ASHA stopped it at 3000 critic steps)" in text
     assert "best trial `aaa`: 0.25" in text and "audiogan sweep s.yaml" in text
     index = open(write_results_index(str(results))).read()
     assert "| sweep real: best eval/ndb 0.25 (9 trials, 6000 critic steps each) | " \
