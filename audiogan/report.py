@@ -14,6 +14,8 @@ import shlex
 import time
 from typing import Any
 
+from audiogan import storage
+
 MODELS = (("pianogan", "PianoGAN (demo piano MIDI)"), ("spectogan", "SpectoGAN (demo spoken digits)"))
 
 
@@ -135,10 +137,7 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
         lines.append(f"| {stage.name} | {stage_seconds.get(stage.name, 0.0):.1f} | "
                      f"`audiogan {shlex.join(stage.argv)}` |")
     path = os.path.join(out, "report.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    storage.write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
@@ -195,9 +194,7 @@ def write_sweep_report(best: str, title: str, commands: list[str]) -> str:
     lines += _model_section(best, best, "Best trial")
     lines += ["## Commands", "", "```", *commands, "```", ""]
     path = os.path.join(best, "README.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(path + ".tmp", path)
+    storage.write_bytes_atomic(path, "\n".join(lines).encode())
     return path
 
 
@@ -276,9 +273,7 @@ def write_results_index(results: str = "results") -> str:
              "- `sweeps/`: real-data sweep reports with plots (when present).",
              "- `reliability.md`: faults and bad input, what happened and what was lost.", ""]
     path = os.path.join(results, "README.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(path + ".tmp", path)
+    storage.write_bytes_atomic(path, "\n".join(lines).encode())
     return path
 
 
