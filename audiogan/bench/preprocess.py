@@ -84,6 +84,7 @@ def digest_table(table: pa.Table, into: dict[str, str]) -> None:
 
 
 def run_loop(items: Sequence[dict], params: perfile.Params) -> dict[str, str]:
+    perfile.freeze_gc()  # the Ray and Pool workers do the same
     out: dict[str, str] = {}
     for it in items:
         digest_table(perfile.results_to_table([perfile.process_file(it, params)]), out)
@@ -132,7 +133,7 @@ def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
     n = len(items)
     chunk = pipeline.BATCH_FILES[params.kind]
     ctx = multiprocessing.get_context("forkserver")
-    pool, pool_start_s = _timed(lambda: ctx.Pool(2))
+    pool, pool_start_s = _timed(lambda: ctx.Pool(2, initializer=perfile.freeze_gc))
     seconds: dict[str, list[float]] = {"loop": [], "pool2": [], "ray_data": []}
     load: dict[str, list[float]] = {k: [] for k in seconds}
     with pool:
@@ -177,7 +178,9 @@ def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
                          "pool2_first_4_files": round(pool_warm_s, 2),
                          "ray_first_4_files": round(ray_warm_s, 2)},
         "ray_config": {"batch_files": pipeline.batch_files(params, n, pipeline.cluster_cpus()),
-                       "num_cpus_per_task": 1, "read": "from_items + parse in map_batches"},
+                       "num_cpus_per_task": 1, "read": "from_items + parse in map_batches",
+                       "op_resource_reservation": False,
+                       "gc_freeze": "every mode (loop, Pool workers, Ray workers)"},
         "preprocess_memory": memory,
     }
 
