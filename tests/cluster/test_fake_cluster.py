@@ -269,6 +269,7 @@ def _latest_committed(train_root: pathlib.Path) -> str | None:
 
 
 NODE_LOSS_EVAL_CRITIC_STEPS = 50  # = the checkpoint interval, in critic steps
+NODE_LOSS_TOTAL_STEPS = 60
 STEP_LINE = re.compile(r"\bstep (\d+)/(\d+)")
 RESUME_LINE = re.compile(r"resuming from (\S+) at step (\d+)")
 
@@ -288,10 +289,12 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     wd = stage_working_dir(root / "wd-nl")
     spec_path = root / "node-loss.yaml"
     spec = yaml.safe_load((ROOT / "sweeps" / "pianogan-smoke.yaml").read_text())
-    # The baseline trial (n_critic 5): 100 steps, a checkpoint every 10.
+    # The baseline trial (n_critic 5): 60 steps, a checkpoint every 10, a report every 2
+    # (each report of a 2-worker trial costs about a second here: reports set the pace).
     spec.update(workers=2, num_samples=1, max_concurrent_trials=1, baseline=True,
-                max_critic_steps=500, grace_critic_steps=NODE_LOSS_EVAL_CRITIC_STEPS)
-    spec["overrides"].update({"model.d": 4, "optim.batch_size": 8, "train.report_every": 1})
+                max_critic_steps=NODE_LOSS_TOTAL_STEPS * 5,
+                grace_critic_steps=NODE_LOSS_EVAL_CRITIC_STEPS)
+    spec["overrides"].update({"model.d": 4, "optim.batch_size": 8, "train.report_every": 2})
     spec_path.write_text(yaml.safe_dump(spec))
     sweeps = root / "sweeps-nl"
     job_id = f"audiogan-nodeloss-{os.getpid()}-{int(time.time())}"
@@ -361,9 +364,9 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     assert len(rows) == 1 and rows["status"].iloc[0] == "TERMINATED", rows.to_string()
     from audiogan.train.checkpoint import checkpoint_name, load_checkpoint
 
-    (final_dir,) = train_root.glob(f"*/{checkpoint_name(100)}")
+    (final_dir,) = train_root.glob(f"*/{checkpoint_name(NODE_LOSS_TOTAL_STEPS)}")
     final = load_checkpoint(str(final_dir))
-    assert final.meta["step"] == 100 and final.meta["start_step"] == resume_step, final.meta
+    assert final.meta["step"] == NODE_LOSS_TOTAL_STEPS and final.meta["start_step"] == resume_step, final.meta
     # Which layer retried: Train restarts its worker group when a worker's node goes; when
     # the node also held the trial's own actor, Tune retries the trial (error.txt), and the
     # new TorchTrainer resumes the same Train run from its latest checkpoint.

@@ -22,7 +22,7 @@ from tests.reliability.procs import Command, descendants, record
 
 CKPT_EVERY = 10
 TINY = ["model.d=2", "optim.batch_size=4", f"train.eval_every={CKPT_EVERY}",
-        "train.report_every=1", "metrics.n_samples=8", "metrics.ndb_k=2", "train.keep_best=3",
+        "train.report_every=2", "metrics.n_samples=8", "metrics.ndb_k=2", "train.keep_best=3",
         "train.max_failures=2"]
 STEP = re.compile(r"pid=(\d+)[^)]*\).*\bstep (\d+)/(\d+)")
 RESUME = re.compile(r"resuming from (\S+) at step (\d+)")
