@@ -192,10 +192,9 @@ def _watch_sigint(trainer: Any) -> threading.Event:
     return interrupted
 
 
-def _interrupted(out: str) -> int:
-    print(f"audiogan: interrupted; run the same command again to resume from the latest "
-          f"checkpoint in {out}", file=sys.stderr)
-    return 130
+def _interrupted(out: str) -> tuple[int, str]:
+    return 130, (f"audiogan: interrupted; run the same command again to resume from the "
+                 f"latest checkpoint in {out}")
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -224,27 +223,36 @@ def cli_main(args: argparse.Namespace) -> int:
 
     started = _init_ray(args.address, cfg)
     try:
-        trainer = build_trainer(cfg, args.data, name, storage_path)
-        interrupted = _watch_sigint(trainer)
-        try:
-            result = trainer.fit()
-        except BaseException as exc:  # Ray wraps worker errors; surface ours as one line
-            if interrupted.is_set():
-                return _interrupted(out)
-            line = unwrap_failure(exc) if isinstance(exc, Exception) else None
-            if line is None:
-                raise
-            print(f"audiogan: error: {line}", file=sys.stderr)
-            return 1
-        if interrupted.is_set():
-            return _interrupted(out)
-        if storage.exists(marker):
-            message = json.loads(storage.read_bytes(marker).decode())["message"]
-            print(f"audiogan: error: {message}", file=sys.stderr)
-            return 1
-        summary = _print_summary(out, result, cfg)
-        storage.write_json_atomic(storage.join(out, "summary.json"), summary)
-        return 0
+        rc, message = _fit(cfg, args.data, out, name, storage_path, marker)
     finally:
         if started:
             ray.shutdown()
+    # Printed after the shutdown: Ray streams the workers' and the controller's log lines to
+    # this terminal until then, and the one-line error must be the last thing a user reads.
+    if message:
+        print(message, file=sys.stderr)
+    return rc
+
+
+def _fit(cfg: Config, data: str, out: str, name: str, storage_path: str, marker: str
+         ) -> tuple[int, str]:
+    """Run the TorchTrainer; (exit code, the one line to print last, or "")."""
+    trainer = build_trainer(cfg, data, name, storage_path)
+    interrupted = _watch_sigint(trainer)
+    try:
+        result = trainer.fit()
+    except BaseException as exc:  # Ray wraps worker errors; surface ours as one line
+        if interrupted.is_set():
+            return _interrupted(out)
+        line = unwrap_failure(exc) if isinstance(exc, Exception) else None
+        if line is None:
+            raise
+        return 1, f"audiogan: error: {line}"
+    if interrupted.is_set():
+        return _interrupted(out)
+    if storage.exists(marker):
+        message = json.loads(storage.read_bytes(marker).decode())["message"]
+        return 1, f"audiogan: error: {message}"
+    summary = _print_summary(out, result, cfg)
+    storage.write_json_atomic(storage.join(out, "summary.json"), summary)
+    return 0, ""
