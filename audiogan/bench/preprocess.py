@@ -161,6 +161,8 @@ def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
         memory[f"x{times}"] = {**mem.report(), "files": m, "seconds": round(secs, 2),
                                "files_per_s": round(m / secs, 2)}
         shutil.rmtree(out_dir, ignore_errors=True)
+    from ray.data import DataContext  # set by pipeline.build_dataset; recorded as it ran
+
     best = {k: min(v) for k, v in seconds.items()}
     rate = {k: n / v for k, v in best.items()}
     return {
@@ -179,7 +181,8 @@ def bench_dataset(name: str, kind: str, source: str, params: perfile.Params,
                          "ray_first_4_files": round(ray_warm_s, 2)},
         "ray_config": {"batch_files": pipeline.batch_files(params, n, pipeline.cluster_cpus()),
                        "num_cpus_per_task": 1, "read": "from_items + parse in map_batches",
-                       "op_resource_reservation": False,
+                       "op_resource_reservation": DataContext.get_current()
+                       .op_resource_reservation_enabled,
                        "gc_freeze": "every mode (loop, Pool workers, Ray workers)"},
         "preprocess_memory": memory,
     }
