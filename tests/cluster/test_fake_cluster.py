@@ -26,6 +26,7 @@ import time
 import pytest
 import yaml
 
+from audiogan.config import LossConfig
 from cluster_harness import BIN, LocalHead
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -270,6 +271,7 @@ def _latest_committed(train_root: pathlib.Path) -> str | None:
 
 NODE_LOSS_EVAL_CRITIC_STEPS = 50  # = the checkpoint interval, in critic steps
 NODE_LOSS_TOTAL_STEPS = 60
+BASELINE_N_CRITIC = LossConfig().n_critic  # the baseline trial: WaveGAN's default, 5
 STEP_LINE = re.compile(r"\bstep (\d+)/(\d+)")
 RESUME_LINE = re.compile(r"resuming from (\S+) at step (\d+)")
 
@@ -292,7 +294,7 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     # The baseline trial (n_critic 5): 60 steps, a checkpoint every 10, a report every 2
     # (each report of a 2-worker trial costs about a second here: reports set the pace).
     spec.update(workers=2, num_samples=1, max_concurrent_trials=1, baseline=True,
-                max_critic_steps=NODE_LOSS_TOTAL_STEPS * 5,
+                max_critic_steps=NODE_LOSS_TOTAL_STEPS * BASELINE_N_CRITIC,
                 grace_critic_steps=NODE_LOSS_EVAL_CRITIC_STEPS)
     spec["overrides"].update({"model.d": 4, "optim.batch_size": 8, "train.report_every": 2})
     spec_path.write_text(yaml.safe_dump(spec))
@@ -316,7 +318,7 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     # Wait for a committed checkpoint and a step past it, with both workers alive.
     train_root = sweeps / "nl" / "train"
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    steps_per_interval = NODE_LOSS_EVAL_CRITIC_STEPS // 5
+    steps_per_interval = NODE_LOSS_EVAL_CRITIC_STEPS // BASELINE_N_CRITIC
     committed, workers = None, []
     while True:
         assert time.monotonic() < deadline, (f"not ready to kill: checkpoint {committed}, "
@@ -366,7 +368,8 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
 
     (final_dir,) = train_root.glob(f"*/{checkpoint_name(NODE_LOSS_TOTAL_STEPS)}")
     final = load_checkpoint(str(final_dir))
-    assert final.meta["step"] == NODE_LOSS_TOTAL_STEPS and final.meta["start_step"] == resume_step, final.meta
+    assert final.meta["step"] == NODE_LOSS_TOTAL_STEPS, final.meta
+    assert final.meta["start_step"] == resume_step, final.meta
     # Which layer retried: Train restarts its worker group when a worker's node goes; when
     # the node also held the trial's own actor, Tune retries the trial (error.txt), and the
     # new TorchTrainer resumes the same Train run from its latest checkpoint.
