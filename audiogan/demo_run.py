@@ -81,7 +81,7 @@ def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
 
 
 def _sweep_started(stage: Stage) -> bool:
-    from audiogan.sweep import TUNER_STATE
+    from audiogan.sweep.keys import TUNER_STATE
 
     argv = list(stage.argv)
     sweep_dir = os.path.join(argv[argv.index("--storage") + 1], argv[argv.index("--name") + 1])
@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = run(args.out)
     from audiogan.report import write_demo_report
 
-    path = write_demo_report(args.out, seconds, total_s=time.perf_counter() - t0)
+    commands = [(s.name, s.argv) for s in stages(args.out)]
+    path = write_demo_report(args.out, seconds, total_s=time.perf_counter() - t0,
+                             commands=commands)
     print(f"make demo: done in {time.perf_counter() - t0:.0f} s; report: {path}")
     return 0
 

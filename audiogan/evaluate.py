@@ -20,17 +20,12 @@ from typing import Any
 from audiogan import storage
 from audiogan.data import shards
 from audiogan.errors import UserError
+from audiogan.metrics import registry
 
 log = logging.getLogger(__name__)
 
-# Which way is better, for the table (the floor is the reference either way).
-DIRECTION = {"eval/ndb": "lower", "eval/ndb_js": "lower", "eval/is": "higher",
-             "eval/is_real": "higher", "eval/note_overlap": "higher",
-             "eval/nn_self": "higher (diversity)", "eval/nn_train": "higher (no copying)"}
-
-
 def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None) -> dict[str, Any]:
-    from audiogan.metrics import build_evaluator
+    from audiogan.builders import build_evaluator
     from audiogan.train.checkpoint import load_generator
 
     start = time.perf_counter()
@@ -70,7 +65,7 @@ def table(result: dict[str, Any]) -> str:
     floor_name = f"real floor ({result['floor_split'] or 'none'})"
     rows = [("metric", "model", floor_name, "better")]
     for key, value in result["metrics"].items():
-        rows.append((key, _fmt(value), _fmt(result["floor"].get(key)), DIRECTION.get(key, "")))
+        rows.append((key, _fmt(value), _fmt(result["floor"].get(key)), registry.get(key).better))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

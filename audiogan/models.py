@@ -1,7 +1,7 @@
 """PianoGAN (WaveGAN-style 1-D DCGAN) and SpectoGAN (SpecGAN 2-D DCGAN) for WGAN-GP.
 
-Modules take explicit keyword arguments; `build_generator` / `build_critic` are the only
-readers of a `Config`, and the example shape comes from the data manifest.
+Modules take explicit keyword arguments; `audiogan.builders.build_generator` /
+`build_critic` make them from a `Config`, with the example shape from the data manifest.
 
 PianoGAN, width d (WaveGAN with three instead of five upsamplings, since 4 * 4^3 = 256):
   generator  z[100] -> dense -> [8d, 4] -> ConvT1d k25 s4: 8d->4d (16) -> 2d (64) -> 3 (256)
@@ -17,7 +17,7 @@ SpectoGAN, width d (SpecGAN):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -145,22 +145,6 @@ def network_shape(family: str, example_shape: Sequence[int]) -> tuple[int, ...]:
             raise UserError(f"spectogan needs examples of shape [128, 128], data has {list(shape)}")
         return (1, SPEC_SIZE, SPEC_SIZE)
     raise UserError(f"unknown model family '{family}'")
-
-
-def build_generator(cfg: Any, example_shape: Sequence[int]) -> nn.Module:
-    family = cfg.model.family
-    network_shape(family, example_shape)
-    if family == "pianogan":
-        return PianoGenerator(d=cfg.model.d, latent_dim=cfg.model.latent_dim)
-    return SpecGenerator(d=cfg.model.d, latent_dim=cfg.model.latent_dim)
-
-
-def build_critic(cfg: Any, example_shape: Sequence[int]) -> nn.Module:
-    family = cfg.model.family
-    network_shape(family, example_shape)
-    if family == "pianogan":
-        return PianoCritic(d=cfg.model.d, phase_shuffle=cfg.model.phase_shuffle)
-    return SpecCritic(d=cfg.model.d)
 
 
 def count_params(module: nn.Module) -> int:

@@ -12,7 +12,7 @@ import json
 import os
 import shlex
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from audiogan import storage
 
@@ -121,9 +121,9 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
     return lines
 
 
-def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float) -> str:
-    from audiogan.demo_run import stages
-
+def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float,
+                      commands: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """OUT/report.md; `commands` are the stages as (name, audiogan argv), in order."""
     lines = ["# audiogan demo report", "",
              f"Made by `make demo` on {time.strftime('%Y-%m-%d %H:%M')} in {total_s:.0f} s "
              "(stages skipped as up to date show 0 s). Demo data are small and synthetic "
@@ -133,9 +133,9 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float)
         lines += _model_section(os.path.join(out, "best", family), out, title)
     lines += ["## Stages and commands to reproduce", "",
               "| stage | seconds | command |", "|---|---|---|"]
-    for stage in stages(out):
-        lines.append(f"| {stage.name} | {stage_seconds.get(stage.name, 0.0):.1f} | "
-                     f"`audiogan {shlex.join(stage.argv)}` |")
+    for name, argv in commands:
+        lines.append(f"| {name} | {stage_seconds.get(name, 0.0):.1f} | "
+                     f"`audiogan {shlex.join(argv)}` |")
     path = os.path.join(out, "report.md")
     storage.write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path

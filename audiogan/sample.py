@@ -25,6 +25,7 @@ import torch
 
 from audiogan import storage
 from audiogan.data import shards
+from audiogan.data.audio import SAMPLE_RATE
 from audiogan.errors import UserError
 from audiogan.latent import interpolate, latents_for_seeds
 
@@ -109,12 +110,12 @@ def _spectrogram_grid_png(logmag: np.ndarray, names: list[str]) -> bytes:
     return buf.getvalue()
 
 
-def write_samples(x: np.ndarray, names: list[str], cfg: Any, meta: dict[str, Any], out: str
-                  ) -> tuple[list[str], str]:
+def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
+                  griffin_lim_iters: int) -> tuple[list[str], str]:
     """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
-    sample_rate = int(cfg.data.sample_rate)
+    sample_rate = SAMPLE_RATE
     if meta["kind"] == "notes":
         from audiogan.data.notes import notes_to_midi
         from audiogan.render import best_backend, render_midi
@@ -132,14 +133,14 @@ def write_samples(x: np.ndarray, names: list[str], cfg: Any, meta: dict[str, Any
         return files, backend
     from audiogan.render import spectrograms_to_audio
 
-    audio = spectrograms_to_audio(raw, n_iter=cfg.data.griffin_lim_iters)
+    audio = spectrograms_to_audio(raw, n_iter=griffin_lim_iters)
     for name, clip in zip(names, audio):
         storage.write_bytes_atomic(storage.join(out, name + ".wav"), _wav_bytes(clip, sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
                                _spectrogram_grid_png(raw, names))
     files.append("spectrograms.png")
-    return files, f"griffin-lim ({cfg.data.griffin_lim_iters} iterations)"
+    return files, f"griffin-lim ({griffin_lim_iters} iterations)"
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -163,14 +164,15 @@ def cli_main(args: argparse.Namespace) -> int:
         z = latents_for_seeds(seeds, latent_dim)
         names = [f"seed_{s:04d}" for s in seeds]
     x = generate(generator, z)
-    files, backend = write_samples(x, names, cfg, meta, args.out)
+    files, backend = write_samples(x, names, meta, args.out,
+                                   griffin_lim_iters=cfg.data.griffin_lim_iters)
     record.update({
         "checkpoint": os.path.abspath(args.checkpoint) if not storage.is_uri(args.checkpoint)
         else args.checkpoint,
         "family": cfg.model.family, "kind": meta["kind"], "step": meta.get("step"),
         "seeds": seeds, "names": names, "config_hash": cfg.hash(),
         "data_manifest_hash": meta.get("data_manifest_hash"), "rendering_backend": backend,
-        "sample_rate": int(cfg.data.sample_rate), "files": files,
+        "sample_rate": SAMPLE_RATE, "files": files,
         "seconds": round(time.perf_counter() - start, 2),
     })
     storage.write_json_atomic(storage.join(args.out, "samples.json"), record)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# What `train_step` returns (the loop reports their means over each interval).
+LOSS_KEYS = ("loss/critic", "loss/gp", "loss/wdist", "loss/gen")
+
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Random points on the lines between real and fake examples, as leaves needing grad."""

@@ -26,8 +26,8 @@ def ray_cluster():
         # The dashboard stays on: Train V2's PlacementGroupCleaner asks the State API whether
         # a controller died, and without it a TorchTrainer run inside a Tune trial leaves its
         # placement group behind, holding every CPU (later Train runs then wait forever).
-        # The port is pinned for the same reason (see raylocal.pin_dashboard_port).
-        from audiogan.raylocal import pin_dashboard_port
+        # The port is pinned for the same reason (see cluster.start.pin_dashboard_port).
+        from audiogan.cluster.start import pin_dashboard_port
 
         ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
                  dashboard_port=pin_dashboard_port(),

@@ -29,7 +29,8 @@ def test_report_numbers_come_from_the_records(tmp_path):
     out = str(tmp_path)
     _fake_best(out, "pianogan", 0.625, 0.625, 0.125)
     _fake_best(out, "spectogan", 0.375, 0.375, 0.0625)
-    text = open(write_demo_report(out, {"data": 1.5}, total_s=3)).read()
+    commands = [("data", ("data", "demo", "--out", "raw"))]
+    text = open(write_demo_report(out, {"data": 1.5}, total_s=3, commands=commands)).read()
     assert "| 1 | aaa | TERMINATED | 0.625 |" in text
     assert "| eval/ndb | 0.625 | 0.125 |" in text and "| eval/ndb | 0.375 | 0.0625 |" in text
     assert "Rendering backend: **sine**" in text and "seed_0000.wav" in text

@@ -26,11 +26,11 @@ BASE_OVERRIDES = {"model.d": 4, "optim.batch_size": 8, "loss.n_critic": 1,
                   "metrics.n_samples": 24, "metrics.ndb_k": 4, "train.report_every": 20}
 
 
-def timed_train_loop(config: dict[str, Any], session: Any = None) -> None:
+def timed_train_loop(config: dict[str, Any], session: Any = None, hooks: Any = None) -> None:
     from audiogan.train.loop import train_loop
 
     t0 = time.perf_counter()
-    train_loop(config, session=session)
+    train_loop(config, session=session, hooks=hooks)
     elapsed = time.perf_counter() - t0
     with open(os.path.join(config["run_dir"], "bench_train_s.json"), "w") as f:
         json.dump({"train_s": elapsed}, f)
@@ -70,18 +70,17 @@ def _step_seconds(data: str, workdir: str) -> float:
 
     from audiogan.config import resolve
     from audiogan.train.loop import train_loop
-    from audiogan.train.session import LocalSession
+    from audiogan.cluster.session import LocalSession
 
     cfg = resolve("pianogan-cpu", {**BASE_OVERRIDES, "train.total_steps": 30,
                                    "train.eval_every": 30, "train.report_every": 5})
     session = LocalSession()
-    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": workdir, "resume_from": None},
-               session=session)
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": workdir}, session=session)
     return max(1e-3, statistics.median(r["time/step_s"] for r in session.reports))
 
 
 def _spec(steps: int, n_trials: int, concurrency: int, workers: int):
-    from audiogan.sweep_spec import parse_spec
+    from audiogan.sweep.spec import parse_spec
 
     return parse_spec({
         "base": "pianogan-cpu", "overrides": dict(BASE_OVERRIDES),
@@ -93,7 +92,7 @@ def _spec(steps: int, n_trials: int, concurrency: int, workers: int):
 def _one(data: str, root: str, name: str, steps: int, n: int, concurrency: int,
          workers: int) -> dict[str, Any]:
     from audiogan.sweep import run_sweep
-    from audiogan.sweep_results import load_trials
+    from audiogan.sweep.results import load_trials
 
     sweep_dir = os.path.join(root, name)
     t0 = time.perf_counter()
@@ -118,8 +117,6 @@ def _one(data: str, root: str, name: str, steps: int, n: int, concurrency: int,
 
 
 def run(args: argparse.Namespace) -> str:
-    import ray
-
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ag-bs-", dir="/tmp"))
     target_s = 5.0 if args.quick else 60.0
     n_trials = 2 if args.quick else 4
@@ -130,14 +127,11 @@ def run(args: argparse.Namespace) -> str:
     cpus = os.cpu_count() or 1
     # The Ray start `audiogan sweep` uses (dashboard on: Train V2 cleans up a Tune trial's
     # TorchTrainer placement group through it), so the overhead measured is the product's.
-    from audiogan.raylocal import start_ray
+    from audiogan.cluster.start import ray_session
 
-    start_ray(None, cpus, log_to_driver=False)
-    try:
+    with ray_session(None, cpus, log_to_driver=False):
         runs = [_one(data, root, f"c{c}", steps, n_trials, c, 1) for c in (1, 2) if c <= cpus]
         multi = _one(data, root, "multi", steps, 1 if args.quick else 2, 1, 2) if cpus >= 2 else None
-    finally:
-        ray.shutdown()
     single = {f"concurrency_{r['concurrency']}": r for r in runs}
     return write_result(args.out, "sweep", {
         "what": "per-trial overhead and efficiency of Tune sweeps of the real train_loop",

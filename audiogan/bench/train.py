@@ -59,20 +59,17 @@ def synthetic_dataset(root: str, kind: str, n_train: int, seed: int = 0) -> str:
 
 def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
     """The same step functions, models, batch and threads, in this process, no Ray."""
-    from audiogan import wgan
-    from audiogan.models import build_critic, build_generator
-    from audiogan.train.loop import _Batches
+    from audiogan import builders, wgan
+    from audiogan.train.state import Batches
 
     torch.set_num_threads(cfg.compute.cpus_per_worker)
     manifest = shards.read_manifest(data)
     x = torch.from_numpy(shards.load_split(data, "train", manifest=manifest).x)
     torch.manual_seed(cfg.train.seed)
-    g = build_generator(cfg, manifest["example_shape"])
-    d = build_critic(cfg, manifest["example_shape"])
-    betas = (cfg.optim.beta1, cfg.optim.beta2)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.optim.lr_d, betas=betas)
-    batches = _Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1), torch.device("cpu"))
+    g = builders.build_generator(cfg, manifest["example_shape"])
+    d = builders.build_critic(cfg, manifest["example_shape"])
+    opt_g, opt_d = builders.build_optimizers(cfg, g, d)
+    batches = Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1), torch.device("cpu"))
     zg = torch.Generator().manual_seed(2)
 
     def next_z() -> torch.Tensor:
@@ -91,6 +88,7 @@ def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
 
 def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work: str
             ) -> dict[str, float]:
+    from audiogan.cluster.hooks import FaultHooks
     from audiogan.train.run import build_trainer
 
     total = warmup + steps
@@ -99,13 +97,10 @@ def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work:
                         "train.max_failures": 0}).validate()
     name = f"run-{time.time_ns()}"
     log_path = os.path.join(work, f"{name}.jsonl")
-    os.environ["AUDIOGAN_HOOK_REPORT_LOG"] = log_path
-    try:
-        start = time.perf_counter()
-        build_trainer(cfg, data, name, work).fit()
-        wall = time.perf_counter() - start
-    finally:
-        os.environ.pop("AUDIOGAN_HOOK_REPORT_LOG", None)
+    start = time.perf_counter()
+    # The loop's report log (a hook, off in production) gives the timing at every report.
+    build_trainer(cfg, data, name, work, hooks=FaultHooks(report_log=log_path)).fit()
+    wall = time.perf_counter() - start
     with open(log_path) as f:
         reports = {r["progress/step"]: r for r in map(json.loads, f)}
     first, last = reports[warmup], reports[total]
@@ -154,22 +149,17 @@ def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> str:
-    import ray
+    from audiogan.cluster.start import ray_session
 
     quick = bool(getattr(args, "quick", False))
     repeats = 1 if quick else 5
     work = tempfile.mkdtemp(prefix="audiogan-bench-train-")
-    started = False
+    # No dashboard, no Train state tracking: neither is part of what is measured.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     try:
-        if not ray.is_initialized():
-            ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-            started = True
-        os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
-        results = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
+        with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
+            results = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
     finally:
-        if started:
-            ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     return _write(args, {"quick": quick, "presets": results,
                          "notes": "steps/s after warm-up, medians of interleaved repeats; "

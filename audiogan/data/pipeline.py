@@ -36,9 +36,9 @@ BATCH_FILES = {"notes": 2, "spectrogram": 64}
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Connect to `address` (or `RAY_ADDRESS`) or start an embedded Ray; True if started."""
-    from audiogan.raylocal import start_ray
+    from audiogan.cluster.start import start_ray
 
-    return start_ray(address, num_cpus, dashboard=False, log_to_driver=False)
+    return start_ray(address, num_cpus, dashboard=False, log_to_driver=False).started
 
 
 def cluster_cpus() -> int:

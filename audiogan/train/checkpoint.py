@@ -1,8 +1,9 @@
 """Checkpoint directories: one writer (rank 0, atomic) and one loader for resume and sampling.
 
 A checkpoint is a directory:
-  model.pt     state dicts of generator, critic and both optimisers, step, critic_steps and
-               RNG states -- only tensors and plain containers, loaded with weights_only=True
+  model.pt     `TrainState.state_dict()` (audiogan.train.state): generator, critic, both
+               optimisers, step, critic_steps and every rank's random state -- only tensors
+               and plain containers, loaded with weights_only=True
   config.json  Config.to_dict()
   meta.json    versions, family, example_shape, data manifest hash, kind, note_scaling or
                normalisation, labels, step, critic_steps, metrics at that step
@@ -25,15 +26,17 @@ import torch
 from torch import nn
 
 from audiogan import __version__
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import Config
 from audiogan.errors import UserError
+from audiogan.train.state import TrainState
 
 log = logging.getLogger(__name__)
 
 MODEL = "model.pt"
 CONFIG = "config.json"
 META = "meta.json"
-STATE_KEYS = ("generator", "critic", "opt_generator", "opt_critic", "step", "critic_steps")
+STATE_KEYS = TrainState.KEYS
 
 
 @dataclass
@@ -74,8 +77,8 @@ def build_meta(cfg: Config, manifest: dict[str, Any], manifest_hash: str, step: 
     return meta
 
 
-def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict[str, Any]
-                    ) -> str:
+def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict[str, Any],
+                    hooks: FaultHooks = FaultHooks()) -> str:
     """Write the checkpoint directory atomically: build it beside `path`, then rename."""
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
@@ -83,7 +86,7 @@ def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict
     tmp = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=parent)
     try:
         torch.save(state, os.path.join(tmp, MODEL))
-        _inject_write_failure(os.path.join(tmp, MODEL), meta)
+        hooks.during_checkpoint_write(os.path.join(tmp, MODEL), int(meta.get("step", -1)))
         with open(os.path.join(tmp, CONFIG), "w") as f:
             json.dump(cfg.to_dict(), f, indent=2, sort_keys=True)
         with open(os.path.join(tmp, META), "w") as f:
@@ -134,17 +137,6 @@ def load_checkpoint(path: str, family: str | None = None) -> Loaded:
     return Loaded(cfg=cfg, meta=meta, state=state)
 
 
-def _inject_write_failure(model_path: str, meta: dict[str, Any]) -> None:
-    """Test hook (tests/reliability): at step AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP, cut the
-    half-written model.pt in two and fail as a full disk would."""
-    step = os.environ.get("AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP")
-    if not step or int(step) != int(meta.get("step", -1)):
-        return
-    with open(model_path, "r+b") as f:
-        f.truncate(os.path.getsize(model_path) // 2)
-    raise OSError(28, f"No space left on device (injected while writing step {step})")
-
-
 def load_for_resume(path: str, family: str | None = None) -> tuple[Loaded, str]:
     """The checkpoint at `path`, else -- with a warning -- the newest loadable older sibling.
 
@@ -184,7 +176,7 @@ def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, pa
 
 def load_generator(path: str, device: str = "cpu") -> tuple[nn.Module, Config, dict[str, Any]]:
     """(generator in eval mode, cfg, meta) from a checkpoint directory."""
-    from audiogan.models import build_generator
+    from audiogan.builders import build_generator
 
     loaded = load_checkpoint(path)
     generator = build_generator(loaded.cfg, loaded.meta["example_shape"])

@@ -9,7 +9,11 @@ import csv
 import os
 import sys
 
-KEYS = ("loss/critic", "loss/gen", "loss/gp", "loss/wdist", "eval/ndb", "eval/nn_self")
+from audiogan.metrics import registry
+from audiogan.wgan import LOSS_KEYS
+
+# The losses, then every evaluation metric the registry knows (those a run logged are drawn).
+KEYS = (*LOSS_KEYS, *(m.name for m in registry.METRICS.values() if m.objective))
 
 
 def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:

@@ -9,8 +9,8 @@ workers: training continues from that step.
 Checkpoint keeping (Ray 2.60 `CheckpointConfig`, read in ray/train/v2/.../checkpoint_manager.py):
 with `num_to_keep=K` and a score attribute, checkpoints are kept sorted by score and all but
 the best K are deleted -- except the latest, which is never deleted. So K = train.keep_best
-gives exactly "the best K by the objective plus the latest". A missing or NaN score ranks
-worst and ties go to the later report, so without an evaluator we rank by `progress/step`.
+gives exactly "the best K by the objective plus the latest". The objective is checked
+against the metric registry and the dataset before Ray starts.
 
 A non-finite loss ends the run with one line and exit code 1 (a failed run, not a usage
 mistake, which is exit 2). The worker function stops cleanly and leaves a marker, so
@@ -23,16 +23,17 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from typing import Any
 
 from audiogan import storage
+from audiogan.builders import check_objective_available, train_config_from_args
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import Config
 from audiogan.data import shards
 from audiogan.errors import UserError
-from audiogan.train.loop import NonFiniteLossError, evaluator_available, test_hooks, train_loop
+from audiogan.train.loop import NonFiniteLossError, train_loop
 
 log = logging.getLogger("audiogan.train")
 
@@ -45,7 +46,7 @@ def _worker_fn(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("audiogan").setLevel(logging.INFO)
     try:
-        train_loop(config)
+        train_loop(config, hooks=FaultHooks.from_dict(config.get("hooks")))
     except NonFiniteLossError as exc:
         import ray.train
 
@@ -56,13 +57,11 @@ def _worker_fn(config: dict[str, Any]) -> None:
 
 
 def score_attribute(cfg: Config) -> tuple[str, str]:
-    if evaluator_available():
-        return cfg.train.objective, cfg.train.objective_mode
-    return "progress/step", "max"
+    return cfg.train.objective, cfg.objective_mode
 
 
 def build_trainer(cfg: Config, data: str, name: str, storage_path: str,
-                  resume_from: str | None = None) -> Any:
+                  hooks: FaultHooks = FaultHooks()) -> Any:
     """A TorchTrainer running `train_loop` with cfg's workers, checkpoints and retries."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -75,8 +74,7 @@ def build_trainer(cfg: Config, data: str, name: str, storage_path: str,
         resources["GPU"] = 1
     attribute, order = score_attribute(cfg)
     loop_config = {"cfg": cfg.to_dict(), "data": data,
-                   "run_dir": storage.join(storage_path, name), "resume_from": resume_from,
-                   "test_hooks": test_hooks({})}
+                   "run_dir": storage.join(storage_path, name), "hooks": hooks.to_dict()}
     return TorchTrainer(
         train_loop_per_worker=_worker_fn,
         train_loop_config=loop_config,
@@ -159,46 +157,13 @@ def _print_summary(run_dir: str, result: Any, cfg: Config) -> dict[str, Any]:
     return summary
 
 
-def _init_ray(address: str | None, cfg: Config) -> bool:
-    """Join `address` (or RAY_ADDRESS), or start an embedded local Ray; True when we started it."""
-    from audiogan.raylocal import start_ray
-
-    return start_ray(address, max(os.cpu_count() or 1,
-                                  cfg.compute.workers * cfg.compute.cpus_per_worker))
-
-
-def _watch_sigint(trainer: Any) -> threading.Event:
-    """An event set on Ctrl-C during `fit()`.
-
-    `fit()` installs Ray's own SIGINT handler (it aborts the run gracefully, then the
-    process used to exit 1 with no word); wrap that handler so the CLI can say what
-    happened and exit 130 like any interrupted command.
-    """
-    interrupted = threading.Event()
-    register = trainer._register_sigint_handler
-
-    def register_and_wrap(controller: Any) -> None:
-        register(controller)
-        ray_handler = signal.getsignal(signal.SIGINT)
-
-        def handler(signum: int, frame: Any) -> None:
-            interrupted.set()
-            if callable(ray_handler):
-                ray_handler(signum, frame)
-
-        signal.signal(signal.SIGINT, handler)
-
-    trainer._register_sigint_handler = register_and_wrap
-    return interrupted
-
-
 def _interrupted(out: str) -> tuple[int, str]:
     return 130, (f"audiogan: interrupted; run the same command again to resume from the "
                  f"latest checkpoint in {out}")
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from audiogan.cli import train_config_from_args
+    from audiogan.cluster.start import ray_session
 
     cfg = train_config_from_args(args)
     if not args.data or not args.out:
@@ -207,6 +172,7 @@ def cli_main(args: argparse.Namespace) -> int:
     args.data = args.data if storage.is_uri(args.data) else os.path.abspath(args.data)
     manifest = shards.read_manifest(args.data)  # UserError without a manifest
     check_data_matches(cfg, manifest, args.data)
+    check_objective_available(cfg, args.data)
     out = args.out if storage.is_uri(args.out) else os.path.abspath(args.out)
     storage_path, name = out.rstrip("/").rsplit("/", 1)
     _check_same_model(out, cfg)
@@ -219,14 +185,9 @@ def cli_main(args: argparse.Namespace) -> int:
     print(f"training {cfg.preset} ({cfg.compute.workers} worker(s), "
           f"{cfg.train.total_steps} steps) -> {out}", flush=True)
 
-    import ray
-
-    started = _init_ray(args.address, cfg)
-    try:
-        rc, message = _fit(cfg, args.data, out, name, storage_path, marker)
-    finally:
-        if started:
-            ray.shutdown()
+    cpus = max(os.cpu_count() or 1, cfg.compute.workers * cfg.compute.cpus_per_worker)
+    with ray_session(args.address, cpus):
+        rc, message = _fit(cfg, args.data, out, name, storage_path, marker, args.fault_hooks)
     # Printed after the shutdown: Ray streams the workers' and the controller's log lines to
     # this terminal until then, and the one-line error must be the last thing a user reads.
     if message:
@@ -234,11 +195,17 @@ def cli_main(args: argparse.Namespace) -> int:
     return rc
 
 
-def _fit(cfg: Config, data: str, out: str, name: str, storage_path: str, marker: str
-         ) -> tuple[int, str]:
+def _fit(cfg: Config, data: str, out: str, name: str, storage_path: str, marker: str,
+         hooks: FaultHooks) -> tuple[int, str]:
     """Run the TorchTrainer; (exit code, the one line to print last, or "")."""
-    trainer = build_trainer(cfg, data, name, storage_path)
-    interrupted = _watch_sigint(trainer)
+    from audiogan.cluster.compat import on_trainer_sigint
+
+    trainer = build_trainer(cfg, data, name, storage_path, hooks=hooks)
+    # `fit()` installs Ray's own SIGINT handler (it aborts the run gracefully, then the
+    # process used to exit 1 with no word): note the Ctrl-C so the CLI can say what
+    # happened and exit 130 like any interrupted command.
+    interrupted = threading.Event()
+    on_trainer_sigint(trainer, interrupted.set)
     try:
         result = trainer.fit()
     except BaseException as exc:  # Ray wraps worker errors; surface ours as one line

@@ -9,26 +9,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiogan.config import Config
 from audiogan.data import shards
+from audiogan.data.audio import SAMPLE_RATE
 from audiogan.latent import latents_for_seeds
 
 log = logging.getLogger(__name__)
 
 N_MEDIA = 4          # fixed seeds eval_seed .. eval_seed + 3
-SAMPLE_RATE = 16000
 PIANO_AUDIO_S = 8.0  # keep event files small
 ROLL_STEP_S = 0.05
 
 
 class TensorBoard:
-    def __init__(self, log_dir: str, cfg: Config, manifest: dict[str, Any]) -> None:
+    def __init__(self, log_dir: str, manifest: dict[str, Any], *, eval_seed: int,
+                 latent_dim: int, griffin_lim_iters: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=log_dir)
-        self.cfg, self.manifest = cfg, manifest
-        seeds = [cfg.metrics.eval_seed + i for i in range(N_MEDIA)]
-        self.z = latents_for_seeds(seeds, cfg.model.latent_dim)
+        self.manifest, self.griffin_lim_iters = manifest, griffin_lim_iters
+        self.z = latents_for_seeds([eval_seed + i for i in range(N_MEDIA)], latent_dim)
 
     def scalars(self, metrics: dict[str, Any], step: int) -> None:
         for key, value in metrics.items():
@@ -70,7 +69,7 @@ class TensorBoard:
         from audiogan.render import griffin_lim  # the fast one, equal to data.spectro's
 
         logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
-        audio = griffin_lim(logmag, n_iter=self.cfg.data.griffin_lim_iters).numpy()
+        audio = griffin_lim(logmag, n_iter=self.griffin_lim_iters).numpy()
         for i, clip in enumerate(audio):
             peak = float(np.abs(clip).max()) or 1.0
             self.writer.add_audio(f"audio/{i}", torch.from_numpy(clip / peak)[None].float(), step,

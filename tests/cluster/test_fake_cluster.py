@@ -302,7 +302,7 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     job_id = f"audiogan-nodeloss-{os.getpid()}-{int(time.time())}"
     t0 = time.monotonic()
     # Every step takes >= 0.1 s however quiet the machine: the kill lands mid-run.
-    runtime_env = {"env_vars": {"AUDIOGAN_HOOK_STEP_SLEEP_S": "0.1"}}
+    runtime_env = {"env_vars": {"AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": 0.1})}}
     submit = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
          "--working-dir", str(wd), "--runtime-env-json", json.dumps(runtime_env), "--",

@@ -14,7 +14,7 @@ from audiogan import cli
 from audiogan.classifier import load_classifier
 from audiogan.config import resolve
 from audiogan.data import shards
-from audiogan.metrics import build_evaluator
+from audiogan.builders import build_evaluator
 
 
 class PoolGenerator(torch.nn.Module):

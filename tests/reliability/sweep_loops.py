@@ -10,8 +10,8 @@ from audiogan.train.loop import train_loop
 MESSAGE = "injected trial failure: the baseline trial raises on purpose"
 
 
-def raising_loop(config: dict[str, Any], session: Any = None) -> None:
+def raising_loop(config: dict[str, Any], session: Any = None, hooks: Any = None) -> None:
     cfg = Config.from_dict(config["cfg"])
     if (cfg.optim.lr_g, cfg.loss.n_critic, cfg.loss.gp_weight) == (1e-4, 5, 10.0):
         raise RuntimeError(MESSAGE)
-    train_loop(config, session=session)
+    train_loop(config, session=session, hooks=hooks)

@@ -58,7 +58,7 @@ def test_train_ctrl_c_leaves_nothing(tmp_path):
 def test_train_error_exit_leaves_nothing(tmp_path):
     data = make_dataset(tmp_path / "data", "notes", n_train=8)
     cmd = Command(train_argv(data, tmp_path / "run", total_steps=20, workers=1),
-                  env={"AUDIOGAN_INJECT_NAN_AT_STEP": "2"})
+                  env={"AUDIOGAN_FAULT_HOOKS": '{"nan_at_step": 2}'})
     rc, left, daemons = _finish(cmd)
     last = cmd.output.strip().splitlines()[-1]
     assert rc == 1 and last.startswith("audiogan: error: non-finite loss at step 2"), \

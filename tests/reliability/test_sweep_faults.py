@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from audiogan.sweep_results import load_trials
-from audiogan.sweep_spec import parse_spec
+from audiogan.sweep.results import load_trials
+from audiogan.sweep.spec import parse_spec
 from tests.reliability.procs import Command, descendants, record, rss_bytes
 from tests.reliability.sweep_loops import MESSAGE
 from tests.sweep.conftest import SMOKE, write_notes_dataset

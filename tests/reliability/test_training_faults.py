@@ -13,10 +13,11 @@ import time
 
 import pytest
 
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import resolve
 from audiogan.train import checkpoint as ckpt
 from audiogan.train.loop import train_loop
-from audiogan.train.session import LocalSession
+from audiogan.cluster.session import LocalSession
 from tests.fixtures import make_dataset
 from tests.reliability.procs import Command, descendants, record
 
@@ -146,13 +147,13 @@ def test_failure_while_writing_checkpoint_keeps_previous_valid(tmp_path, monkeyp
                                    "train.report_every=1", "metrics.n_samples=8",
                                    "metrics.ndb_k=2", "train.total_steps=6"])
     session = LocalSession(checkpoint_root=str(tmp_path / "ck"))
-    monkeypatch.setenv("AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP", "4")
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     os.makedirs(tmp_path / "tmp")
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     with pytest.raises(OSError, match="No space left on device"):
-        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
+        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session,
+                   hooks=FaultHooks(ckpt_write_fail_step=4))
     assert [os.path.basename(c) for c in session.checkpoints] == ["checkpoint_00000002"]
     assert os.listdir(tmp_path / "ck") == ["checkpoint_00000002"]
     loaded = ckpt.load_checkpoint(session.checkpoints[0])
@@ -161,7 +162,6 @@ def test_failure_while_writing_checkpoint_keeps_previous_valid(tmp_path, monkeyp
                  if "ckpt" in f or f == ckpt.MODEL]
     assert leftovers == []                      # the half-written model.pt was removed
     # and the run resumes from it
-    monkeypatch.delenv("AUDIOGAN_INJECT_CKPT_WRITE_FAIL_STEP")
     s2 = LocalSession(checkpoint_root=str(tmp_path / "ck2"), resume_from=session.checkpoints[0])
     train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=s2)
     assert [r["progress/step"] for r in s2.reports] == [3, 4, 5, 6]

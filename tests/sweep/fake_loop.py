@@ -21,10 +21,10 @@ def objective(lr_g: float, k: int) -> float:
     return round(level + (0.0 if k == 1 else 0.5 + 0.1 * k), 6)
 
 
-def train_loop(config: dict[str, Any], session: Any = None) -> None:
+def train_loop(config: dict[str, Any], session: Any = None, hooks: Any = None) -> None:
     cfg = Config.from_dict(config["cfg"])
-    start = session.latest_checkpoint()
-    step = json.load(open(os.path.join(start, "state.json")))["step"] if start else 0
+    with session.restored_checkpoint() as start:
+        step = json.load(open(os.path.join(start, "state.json")))["step"] if start else 0
     k = step // cfg.train.eval_every
     while step < cfg.train.total_steps:
         step += 1

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import TrialScheduler
 
-from audiogan.sweep_trial import SWEEP_KEY, BaselineASHA
+from audiogan.sweep.keys import SWEEP_KEY
+from audiogan.sweep.search import BaselineASHA
 
 BASELINE = {"optim.lr_g": 1e-4, "loss.n_critic": 5}
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from audiogan import best as best_mod
+from audiogan.sweep import best as best_mod
 from audiogan.cli import main
-from audiogan.sweep_results import load_trials, stopped_early
-from audiogan.sweep_spec import load_spec, parse_spec
+from audiogan.sweep.results import load_trials, stopped_early
+from audiogan.sweep.spec import load_spec, parse_spec
 from tests.sweep.conftest import REPO, SMOKE
 
 NAME = "smoke"

@@ -7,12 +7,13 @@ import shutil
 import pytest
 import torch
 
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import resolve
 from audiogan.errors import UserError
 from audiogan.latent import latents_for_seeds
 from audiogan.train import checkpoint as ckpt
 from audiogan.train.loop import NonFiniteLossError, train_loop
-from audiogan.train.session import LocalSession
+from audiogan.cluster.session import LocalSession
 from tests.fixtures import make_dataset
 
 TINY = ["model.d=2", "optim.batch_size=2", "train.eval_every=2", "train.report_every=1",
@@ -114,8 +115,8 @@ def test_resume_continues_from_checkpoint_step(piano_run, tmp_path):
 def test_nan_injection_gives_one_clear_error(piano_run):
     _, data, cfg, _ = piano_run
     with pytest.raises(NonFiniteLossError) as info:
-        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None,
-                    "test_hooks": {"nan_at_step": 3}}, session=LocalSession())
+        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None},
+                   session=LocalSession(), hooks=FaultHooks(nan_at_step=3))
     msg = str(info.value)
     assert "\n" not in msg and "step 3" in msg and "loss/critic=nan" in msg and "loss/gen=" in msg
 

@@ -7,7 +7,8 @@ from torch import nn
 from audiogan import wgan
 from audiogan.config import PRESETS, resolve
 from audiogan.errors import UserError
-from audiogan.models import (PhaseShuffle, build_critic, build_generator, count_params,
+from audiogan.builders import build_critic, build_generator
+from audiogan.models import (PhaseShuffle, count_params,
                              example_shape_for, phase_shift)
 
 

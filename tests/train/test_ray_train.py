@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.errors import UserError
 from audiogan.train import run
 from audiogan.train.checkpoint import load_checkpoint
@@ -20,10 +21,11 @@ TINY = ["model.d=2", "optim.batch_size=4", "train.eval_every=2", "train.report_e
         "metrics.n_samples=8", "metrics.ndb_k=2", "train.keep_best=1", "train.max_failures=1"]
 
 
-def _args(data, out, total_steps, workers=1, extra=()):
+def _args(data, out, total_steps, workers=1, extra=(), hooks=FaultHooks()):
     return argparse.Namespace(preset="pianogan-cpu", data=str(data), out=str(out),
                               overrides=TINY + list(extra), workers=workers, gpu=False,
-                              total_steps=total_steps, address=None, dry_run=False)
+                              total_steps=total_steps, address=None, dry_run=False,
+                              fault_hooks=hooks)
 
 
 def _ckpts(out):
@@ -31,22 +33,14 @@ def _ckpts(out):
 
 
 @pytest.fixture(scope="module")
-def ddp_run(ray_cluster, tmp_path_factory, monkeypatch_module):
+def ddp_run(ray_cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     data = make_dataset(root / "data", "notes", n_train=12, n_validation=4, n_test=4)
     out = root / "run"
-    monkeypatch_module.setenv("AUDIOGAN_INJECT_EXIT_AT_STEP", "5")
-    monkeypatch_module.setenv("AUDIOGAN_INJECT_EXIT_MARKER", str(root / "killed"))
-    monkeypatch_module.setenv("AUDIOGAN_INJECT_PARAM_DUMP_DIR", str(root / "params"))
-    rc = run.cli_main(_args(data, out, total_steps=6, workers=2))
+    hooks = FaultHooks(exit_at_step=5, exit_marker=str(root / "killed"),
+                       param_dump_dir=str(root / "params"))
+    rc = run.cli_main(_args(data, out, total_steps=6, workers=2, hooks=hooks))
     return root, data, out, rc
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def test_run_writes_config_first_and_finishes(ddp_run):
@@ -80,14 +74,11 @@ def test_keeps_best_k_plus_latest(ddp_run):
     assert "checkpoint_00000006" in kept and len(kept) <= 2   # keep_best=1 + the latest
 
 
-def test_same_command_resumes_from_latest_step_then_nan_is_one_line(ddp_run, monkeypatch,
-                                                                     capsys):
+def test_same_command_resumes_from_latest_step_then_nan_is_one_line(ddp_run, capsys):
     """One more fit feeds two checks: resume from step 6, and a NaN at step 8 -> one line."""
     root, data, out, _ = ddp_run
-    for var in ("EXIT_AT_STEP", "EXIT_MARKER", "PARAM_DUMP_DIR"):
-        monkeypatch.delenv(f"AUDIOGAN_INJECT_{var}", raising=False)
-    monkeypatch.setenv("AUDIOGAN_INJECT_NAN_AT_STEP", "8")
-    rc = run.cli_main(_args(data, out, total_steps=10, workers=1, extra=["train.ckpt_every=1"]))
+    rc = run.cli_main(_args(data, out, total_steps=10, workers=1, extra=["train.ckpt_every=1"],
+                            hooks=FaultHooks(nan_at_step=8)))
     meta = load_checkpoint(str(out / "checkpoint_00000007")).meta
     assert meta["start_step"] == 6 and meta["critic_steps"] == 35   # continued, not restarted
     err = capsys.readouterr().err.strip().splitlines()

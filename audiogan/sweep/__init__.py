@@ -17,38 +17,20 @@ import time
 from typing import Any
 
 from audiogan import __version__, storage
+from audiogan.cluster.hooks import FaultHooks
 from audiogan.errors import UserError
-from audiogan.sweep_spec import SweepSpec, baseline_point, load_spec, spec_to_yaml, trial_config
-from audiogan.sweep_trial import CRITIC_STEPS, LOOP, SESSION, SWEEP_KEY, BaselineASHA, run_trial
+from audiogan.sweep.keys import (CRITIC_STEPS, DEFAULT_STORAGE, LEADERBOARD, LOOP, SESSION,
+                                 SPEC_FILE, STUDY_FILE, SWEEP_KEY, TUNER_STATE)
+from audiogan.sweep.spec import (SweepSpec, baseline_point, load_spec, probe_config,
+                                 spec_to_yaml, trial_config)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGE = "sweep_runs"
-SPEC_FILE = "sweep.yaml"
-STUDY_FILE = "optuna.db"
-TUNER_STATE = "tuner.pkl"
 DRIVER_MEMORY_BYTES = 256 * 1024 * 1024  # a multi-worker trial's driver: no CPU, see below
 
 
-def search_space(spec: SweepSpec) -> dict[str, Any]:
-    from ray import tune
-
-    space: dict[str, Any] = {}
-    for key, d in spec.search.items():
-        kind = d["type"]
-        if kind == "loguniform":
-            space[key] = tune.loguniform(d["low"], d["high"])
-        elif kind == "uniform":
-            space[key] = tune.uniform(d["low"], d["high"])
-        elif kind == "int":
-            space[key] = tune.randint(d["low"], d["high"] + 1)  # Tune's upper bound is exclusive
-        else:
-            space[key] = tune.choice(d["values"])
-    return space
-
-
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
-    cfg = _probe_cfg(spec)
+    cfg = probe_config(spec)
     if spec.workers == 1:
         res = {"cpu": float(cfg.compute.cpus_per_worker)}
         if spec.gpu:
@@ -60,25 +42,19 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return {"cpu": 0, "memory": float(DRIVER_MEMORY_BYTES)}
 
 
-def _probe_cfg(spec: SweepSpec):
-    from audiogan.sweep_spec import _probe_value
-
-    return trial_config(spec, {k: _probe_value(d) for k, d in spec.search.items()})
-
-
 def concurrency(spec: SweepSpec, cluster_cpus: float, local: bool) -> int:
     """Trials in flight: the spec's limit, never more than the trials asked for, and
     locally never more CPUs in use than the machine has."""
     limit = min(spec.max_concurrent_trials, spec.num_samples)
     if local:
-        per_trial = spec.workers * _probe_cfg(spec).compute.cpus_per_worker
+        per_trial = spec.workers * probe_config(spec).compute.cpus_per_worker
         limit = min(limit, max(1, int(cluster_cpus // per_trial)))
     return max(1, limit)
 
 
 def study_storage_url(spec: SweepSpec, sweep_dir: str, name: str) -> str:
-    if spec_optuna_url(spec):
-        return spec_optuna_url(spec)
+    if spec.optuna_storage:
+        return spec.optuna_storage
     if storage.is_uri(sweep_dir):
         # SQLite needs a local file: keep it on the driver's node, copy it to the sweep at the end.
         local = os.path.join(os.path.expanduser("~/.cache/audiogan/optuna"), name)
@@ -87,27 +63,14 @@ def study_storage_url(spec: SweepSpec, sweep_dir: str, name: str) -> str:
     return f"sqlite:///{os.path.join(sweep_dir, STUDY_FILE)}"
 
 
-def spec_optuna_url(spec: SweepSpec) -> str:
-    return spec.optuna_storage
-
-
-def build_searcher(spec: SweepSpec, url: str, study_name: str):
-    import optuna
-
-    from audiogan.sweep_trial import AudioganOptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = optuna.storages.RDBStorage(url)
-    points = [baseline_point(spec)] if spec.baseline else None
-    return AudioganOptunaSearch(metric=spec.metric, mode=spec.mode, points_to_evaluate=points,
-                                study_name=study_name, storage=rdb, seed=spec.optuna_seed)
-
-
 def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
                 cluster_cpus: float, loop: str = LOOP, session: str = SESSION,
-                restore: bool = False):
+                restore: bool = False, hooks: FaultHooks = FaultHooks()):
     """The Tuner for a fresh sweep, or the restored one (`restore=True`)."""
     from ray import tune
+
+    from audiogan.sweep.search import build_scheduler, build_searcher, search_space
+    from audiogan.sweep.trial import run_trial
 
     trainable = tune.with_resources(run_trial, trial_resources(spec))
     if restore:
@@ -115,24 +78,21 @@ def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
                                   resume_errored=True)
     storage_path, name = _split(sweep_dir)
     constants = {"spec": spec.to_dict(), "data": data, "loop": loop, "session": session,
-                 "train_storage": storage.join(sweep_dir, "train")}
+                 "train_storage": storage.join(sweep_dir, "train"), "hooks": hooks.to_dict()}
     param_space = {**search_space(spec), SWEEP_KEY: constants}
-    scheduler = BaselineASHA(time_attr=CRITIC_STEPS, metric=spec.metric, mode=spec.mode,
-                             max_t=spec.max_critic_steps, grace_period=spec.grace_critic_steps,
-                             reduction_factor=spec.reduction_factor,
-                             baseline=baseline_point(spec) if spec.baseline else None)
+    scheduler = build_scheduler(spec)
     searcher = build_searcher(spec, study_storage_url(spec, sweep_dir, name), name)
     tune_config = tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=spec.num_samples,
         max_concurrent_trials=concurrency(spec, cluster_cpus, local),
         trial_dirname_creator=_trial_dirname, trial_name_creator=_trial_dirname)
-    keep = _probe_cfg(spec).train.keep_best
+    keep = probe_config(spec).train.keep_best
     run_config = tune.RunConfig(
         name=name, storage_path=storage_path,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=keep,
                                                 checkpoint_score_attribute=spec.metric,
                                                 checkpoint_score_order=spec.mode),
-        failure_config=tune.FailureConfig(max_failures=_probe_cfg(spec).train.max_failures),
+        failure_config=tune.FailureConfig(max_failures=probe_config(spec).train.max_failures),
         progress_reporter=_reporter(spec), verbose=1)
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                       run_config=run_config)
@@ -170,22 +130,13 @@ def _sweep_dir(args: argparse.Namespace) -> tuple[str, str]:
     return storage.join(root, name), name
 
 
-def _start_ray(address: str | None) -> tuple[bool, float]:
-    """(local, cluster CPUs). An already-initialised Ray (tests, ray job) is used as is."""
-    import ray
-
-    from audiogan.raylocal import start_ray
-
-    address = address or os.environ.get("RAY_ADDRESS")  # set under `ray job submit`
-    start_ray(address)
-    local = not address
-    return local, float(ray.cluster_resources().get("CPU", 1))
-
-
 def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address: str | None = None,
-              resume: bool = False, loop: str = LOOP, session: str = SESSION) -> int:
+              resume: bool = False, loop: str = LOOP, session: str = SESSION,
+              hooks: FaultHooks = FaultHooks()) -> int:
     """Run (or resume) a sweep; returns how many trials are left unfinished (interrupted)."""
+    from audiogan.cluster.start import start_ray
     from audiogan.data.shards import read_manifest
+    from audiogan.sweep.results import leaderboard, write_leaderboard
 
     state = storage.join(sweep_dir, TUNER_STATE)
     if resume and not storage.exists(state):
@@ -205,15 +156,13 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
             "name": name, "data": data, "sweep_dir": sweep_dir, "optuna_storage": url,
             "study_name": name, "audiogan": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
-    local, cpus = _start_ray(address)
-    tuner = build_tuner(spec, data, sweep_dir, local=local, cluster_cpus=cpus, loop=loop,
-                        session=session, restore=resume)
+    ray = start_ray(address)  # a Ray started here lives until the process ends (CLI)
+    tuner = build_tuner(spec, data, sweep_dir, local=ray.local, cluster_cpus=ray.cpus,
+                        loop=loop, session=session, restore=resume, hooks=hooks)
     tuner.fit()
     _publish_study(url, sweep_dir)
-    from audiogan.sweep_results import leaderboard, write_leaderboard
-
     board = leaderboard(sweep_dir, spec.metric, spec.mode)
-    write_leaderboard(board, storage.join(sweep_dir, "leaderboard.csv"))
+    write_leaderboard(board, storage.join(sweep_dir, LEADERBOARD))
     sys.stdout.write(board.drop(columns=["checkpoint"]).to_string(index=False) + "\n")
     unfinished = int((~board["status"].isin(["TERMINATED", "ERROR"])).sum()) if len(board) else 0
     return unfinished
@@ -243,7 +192,7 @@ def cli_main(args: argparse.Namespace) -> int:
     if not args.data:
         raise UserError("--data DIR is required (a preprocessed dataset)")
     unfinished = run_sweep(spec, args.data, sweep_dir, name, address=args.address,
-                           resume=args.resume)
+                           resume=args.resume, hooks=args.fault_hooks)
     if unfinished:
         print(f"sweep interrupted with {unfinished} unfinished trial(s); continue with:\n"
               f"  audiogan sweep {args.spec} --resume --name {name}"
@@ -267,7 +216,7 @@ def _failed_trials(sweep_dir: str) -> tuple[int, int, str] | None:
 
     import pandas as pd
 
-    path = storage.join(sweep_dir, "leaderboard.csv")
+    path = storage.join(sweep_dir, LEADERBOARD)
     if not storage.exists(path):
         return None
     board = pd.read_csv(io.BytesIO(storage.read_bytes(path)))

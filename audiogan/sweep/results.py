@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep_trial import CRITIC_STEPS, split_trial_config
+from audiogan.sweep.keys import CRITIC_STEPS, TUNER_STATE, split_trial_config
 
 
 @dataclasses.dataclass
@@ -64,8 +64,10 @@ def _read_history(fs: pafs.FileSystem, trial_path: str) -> pd.DataFrame:
 def load_trials(sweep_dir: str, metric: str, mode: str) -> list[TrialSummary]:
     from ray.tune import ExperimentAnalysis
 
-    if not storage.exists(storage.join(sweep_dir, "tuner.pkl")):
-        raise UserError(f"'{sweep_dir}' is not a sweep directory (no tuner.pkl)")
+    from audiogan.cluster.compat import experiment_filesystem
+
+    if not storage.exists(storage.join(sweep_dir, TUNER_STATE)):
+        raise UserError(f"'{sweep_dir}' is not a sweep directory (no {TUNER_STATE})")
     fs, _ = storage.resolve(sweep_dir)
     try:
         ea = ExperimentAnalysis(sweep_dir, storage_filesystem=fs if storage.is_uri(sweep_dir) else None)
@@ -76,7 +78,7 @@ def load_trials(sweep_dir: str, metric: str, mode: str) -> list[TrialSummary]:
     for trial in ea.trials:
         constants, params = split_trial_config(trial.config)
         trial_fs, trial_path = storage.resolve(trial.path) if storage.is_uri(trial.path) else (
-            ea._fs, trial.path)
+            experiment_filesystem(ea), trial.path)
         hist = _read_history(trial_fs, trial_path)
         best_value = best_steps = None
         if metric in hist:

@@ -3,15 +3,20 @@
 The loop speaks only to this small `Session` interface, so one loop serves `audiogan train`
 (TorchTrainer workers), single-worker sweep trials (directly in the Tune trial process, where
 `ray.train.report` raises) and benchmarks/tests (no Ray at all).
+
+Resuming has one way in: `with session.restored_checkpoint() as path:` gives the checkpoint
+this run should continue from (None for a fresh run) as a local directory. A checkpoint on
+object storage is downloaded into a temporary copy that is removed when the block ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 
@@ -24,18 +29,28 @@ class Session(Protocol):
     device: torch.device
     log_dir: str | None
 
-    def latest_checkpoint(self) -> str | None: ...
+    def restored_checkpoint(self) -> contextlib.AbstractContextManager[str | None]: ...
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None: ...
 
 
-def _local_dir_of(checkpoint: Any) -> str:
-    """A local directory holding the checkpoint (downloaded when it lives on object storage)."""
+@contextlib.contextmanager
+def _local_copy(checkpoint: Any) -> Iterator[str | None]:
+    """A local directory holding a Ray `Checkpoint` (downloaded when it lives on object
+    storage, and the download removed afterwards)."""
     import pyarrow.fs as pafs
 
+    if checkpoint is None:
+        yield None
+        return
     if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
-        return checkpoint.path
-    return checkpoint.to_directory(tempfile.mkdtemp(prefix="audiogan-ckpt-"))
+        yield checkpoint.path
+        return
+    tmp = tempfile.mkdtemp(prefix="audiogan-restore-")
+    try:
+        yield checkpoint.to_directory(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class RayTrainSession:
@@ -45,22 +60,19 @@ class RayTrainSession:
         import ray.train
         import ray.train.torch
 
-        from ray.train.v2._internal.execution import context as train_context
+        from audiogan.cluster import compat
 
-        # Ray logs every report at INFO ("Reporting training result N: TrainingReport(...)"),
-        # which buries the loop's own progress lines: keep Ray's warnings only.
-        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+        compat.quiet_train_report_logs()
         ctx = ray.train.get_context()
         self.world_rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
         self.log_dir = log_dir
 
-    def latest_checkpoint(self) -> str | None:
+    def restored_checkpoint(self) -> contextlib.AbstractContextManager[str | None]:
         import ray.train
 
-        ckpt = ray.train.get_checkpoint()
-        return _local_dir_of(ckpt) if ckpt is not None else None
+        return _local_copy(ray.train.get_checkpoint())
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         import ray.train
@@ -82,11 +94,10 @@ class TuneSession:
         self.device = torch.device("cpu")
         self.log_dir = ray.tune.get_context().get_trial_dir()
 
-    def latest_checkpoint(self) -> str | None:
+    def restored_checkpoint(self) -> contextlib.AbstractContextManager[str | None]:
         import ray.tune
 
-        ckpt = ray.tune.get_checkpoint()
-        return _local_dir_of(ckpt) if ckpt is not None else None
+        return _local_copy(ray.tune.get_checkpoint())
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         import ray.tune
@@ -96,7 +107,9 @@ class TuneSession:
 
 
 class LocalSession:
-    """No Ray: keeps reported metrics in memory and checkpoints under `checkpoint_root`."""
+    """No Ray: keeps reported metrics in memory and checkpoints under `checkpoint_root`.
+
+    `resume_from` plays the part of Ray's restored checkpoint (benchmarks, tests)."""
 
     world_rank = 0
     world_size = 1
@@ -108,10 +121,11 @@ class LocalSession:
         self.checkpoint_root = checkpoint_root
         self.reports: list[dict[str, Any]] = []
         self.checkpoints: list[str] = []
-        self._resume_from = resume_from
+        self.resume_from = resume_from
 
-    def latest_checkpoint(self) -> str | None:
-        return self.checkpoints[-1] if self.checkpoints else self._resume_from
+    @contextlib.contextmanager
+    def restored_checkpoint(self) -> Iterator[str | None]:
+        yield self.checkpoints[-1] if self.checkpoints else self.resume_from
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         self.reports.append(dict(metrics))
@@ -125,16 +139,13 @@ class LocalSession:
 
 def detect_session(log_dir: str | None = None) -> Session:
     """Ray Train worker -> RayTrainSession; Tune trial -> TuneSession; else LocalSession."""
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a dependency
-        return LocalSession(log_dir=log_dir)
-    if ray.is_initialized():
-        from ray.train.v2._internal.util import _in_ray_train_worker
-        from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+    import ray
 
-        if _in_tune_session():
+    if ray.is_initialized():
+        from audiogan.cluster import compat
+
+        if compat.in_tune_session():
             return TuneSession()
-        if _in_ray_train_worker():
+        if compat.in_ray_train_worker():
             return RayTrainSession(log_dir=log_dir)
     return LocalSession(log_dir=log_dir)

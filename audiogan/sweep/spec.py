@@ -18,6 +18,7 @@ import yaml
 from audiogan import storage
 from audiogan.config import Config, resolve
 from audiogan.errors import UserError
+from audiogan.metrics.registry import check_objective
 
 SEARCH_TYPES = ("loguniform", "uniform", "int", "choice")
 # WaveGAN's defaults: the baseline trial every real-data sweep is set against.
@@ -31,7 +32,7 @@ class SweepSpec:
     search: dict[str, dict[str, Any]]
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     metric: str = "eval/ndb"
-    mode: str = "min"
+    mode: str = ""  # "" = the metric's direction (audiogan.metrics.registry)
     num_samples: int = 8
     max_concurrent_trials: int = 2
     workers: int = 1
@@ -141,6 +142,9 @@ def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
     for name in ("base", "metric", "mode", "optuna_storage"):
         if name in kw and not isinstance(kw[name], str):
             raise UserError(f"{name} must be a string, got {kw[name]!r}")
+    family = resolve(kw["base"]).model.family
+    kw["mode"] = check_objective(kw.get("metric", SweepSpec.metric), kw.get("mode", ""), family,
+                                 where=f"{where}: metric")
     spec = SweepSpec(**kw)
     _check(spec)
     return spec
@@ -148,7 +152,6 @@ def parse_spec(raw: Any, where: str = "sweep spec") -> SweepSpec:
 
 def _check(spec: SweepSpec) -> None:
     checks = [
-        (spec.mode in ("min", "max"), "mode must be min or max"),
         (spec.num_samples >= 1, "num_samples must be >= 1"),
         (spec.max_concurrent_trials >= 1, "max_concurrent_trials must be >= 1"),
         (spec.workers >= 1, "workers must be >= 1"),
@@ -157,8 +160,6 @@ def _check(spec: SweepSpec) -> None:
          "max_critic_steps must be >= grace_critic_steps"),
         (spec.reduction_factor >= 2, "reduction_factor must be >= 2"),
         (spec.eval_critic_steps >= 0, "eval_critic_steps must be >= 0"),
-        (spec.metric.startswith("eval/"),
-         f"metric must be an evaluation metric (eval/...), never a training loss: {spec.metric}"),
         ("compute.workers" not in spec.overrides and "compute.gpu" not in spec.overrides,
          "set workers/gpu with the top-level keys, not overrides"),
     ]
@@ -174,7 +175,7 @@ def _check(spec: SweepSpec) -> None:
                 raise UserError(f"baseline: WaveGAN's {key}={value} lies outside search.{key}")
     # Resolve once with probe values: unknown keys, wrong types and bad ranges fail here,
     # before any cluster starts.
-    trial_config(spec, {k: _probe_value(d) for k, d in spec.search.items()})
+    probe_config(spec)
 
 
 def same_point(params: Mapping[str, Any], point: Mapping[str, Any]) -> bool:
@@ -215,6 +216,12 @@ def trial_config(spec: SweepSpec, params: Mapping[str, Any]) -> Config:
         "train.objective_mode": spec.mode,
     }
     return cfg.override(budget).validate()
+
+
+def probe_config(spec: SweepSpec) -> Config:
+    """A trial config at probe values (the first choice, the low bounds): what every trial
+    shares (resources, keep_best, retries)."""
+    return trial_config(spec, {k: _probe_value(d) for k, d in spec.search.items()})
 
 
 def load_spec(path: str) -> SweepSpec:

@@ -2,14 +2,19 @@
 
 `--address`, or `RAY_ADDRESS` (set by `ray job submit`), joins that cluster. Otherwise a
 fresh embedded Ray starts (`address="local"`: never someone's `ray start` cluster by
-accident) with the dashboard on 127.0.0.1 only; Ray 2.60's token auth stays on.
+accident) with the dashboard on 127.0.0.1 only; Ray 2.60's token auth stays on. An
+already-initialised Ray (tests, a caller that started it) is used as it is. `ray_session`
+shuts down only a Ray it started itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import socket
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 DEFAULT_DASHBOARD_PORT = 8265
@@ -38,19 +43,51 @@ def pin_dashboard_port() -> int:
     return port
 
 
+@dataclasses.dataclass(frozen=True)
+class RayHandle:
+    started: bool   # this process started an embedded Ray (and shuts it down)
+    local: bool     # an embedded single-machine Ray, not a joined cluster
+    cpus: float     # the cluster's CPUs
+
+
 def start_ray(address: str | None = None, num_cpus: int | None = None, *,
-              dashboard: bool = True, log_to_driver: bool = True) -> bool:
-    """Initialise Ray unless it already is; True when this call started an embedded Ray."""
+              dashboard: bool = True, log_to_driver: bool = True) -> RayHandle:
+    """Initialise Ray unless it already is (see the module docstring)."""
     import ray
 
-    if ray.is_initialized():
-        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        _init(address, num_cpus, dashboard, log_to_driver)
+        started = not address
+    else:
+        started = False
+    return RayHandle(started=started, local=not address,
+                     cpus=float(ray.cluster_resources().get("CPU", 1)))
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None, *,
+                dashboard: bool = True, log_to_driver: bool = True) -> Iterator[RayHandle]:
+    """`start_ray`, then `ray.shutdown()` on exit when this call started it."""
+    import ray
+
+    handle = start_ray(address, num_cpus, dashboard=dashboard, log_to_driver=log_to_driver)
+    try:
+        yield handle
+    finally:
+        if handle.started:
+            ray.shutdown()
+
+
+def _init(address: str | None, num_cpus: int | None, dashboard: bool, log_to_driver: bool
+          ) -> None:
+    import ray
+
     # Train runs show in the dashboard only with state tracking on.
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
-        return False
+        return
     # Ray nices its workers to 15 by default; on a shared machine that starves them next to
     # nice-0 processes (measured: 0.48x Pool(2) on maestro-mini under load).
     os.environ.setdefault("RAY_worker_niceness", "0")
@@ -60,4 +97,3 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *,
              log_to_driver=log_to_driver, configure_logging=False)
     if dashboard:
         log.info("Ray dashboard: %s (token: ~/.ray/auth_token)", os.environ["RAY_API_SERVER_ADDRESS"])
-    return True

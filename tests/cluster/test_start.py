@@ -4,7 +4,7 @@ calls inside the cluster (Train's placement-group cleaner) reach this cluster on
 import os
 import socket
 
-from audiogan import raylocal
+from audiogan.cluster import start as raylocal
 
 
 def test_pinned_port_is_exported_and_skips_a_taken_default(monkeypatch):

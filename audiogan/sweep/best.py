@@ -21,16 +21,16 @@ import yaml
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep_results import (TrialSummary, leaderboard, load_trials, stopped_early,
+from audiogan.sweep.keys import CRITIC_STEPS, LEADERBOARD, SPEC_FILE, STUDY_FILE
+from audiogan.sweep.results import (TrialSummary, leaderboard, load_trials, stopped_early,
                                     write_leaderboard)
-from audiogan.sweep_spec import baseline_point, parse_spec, same_point, trial_config
-from audiogan.sweep_trial import CRITIC_STEPS
+from audiogan.sweep.spec import baseline_point, parse_spec, same_point, trial_config
 
 log = logging.getLogger(__name__)
 
 
 def _sweep_spec(sweep: str) -> dict[str, Any]:
-    path = storage.join(sweep, "sweep.yaml")
+    path = storage.join(sweep, SPEC_FILE)
     if not storage.exists(path):
         return {}
     return yaml.safe_load(storage.read_bytes(path).decode()) or {}
@@ -80,7 +80,7 @@ def study_for(sweep: str, resolved: dict[str, Any]):
     import optuna
 
     name = resolved.get("study_name") or os.path.basename(sweep.rstrip("/"))
-    local_db = storage.join(sweep, "optuna.db")
+    local_db = storage.join(sweep, STUDY_FILE)
     url = resolved.get("optuna_storage") or ""
     if storage.exists(local_db):
         if storage.is_uri(local_db):  # SQLite needs a local file
@@ -190,7 +190,7 @@ def cli_main(args: argparse.Namespace) -> int:
     storage.makedirs(out)
     copy_checkpoint(best, storage.join(out, "checkpoint"))
     board = leaderboard(sweep, metric, mode, trials)
-    write_leaderboard(board, storage.join(out, "leaderboard.csv"))
+    write_leaderboard(board, storage.join(out, LEADERBOARD))
     spec = parse_spec(best.constants["spec"]) if "spec" in best.constants else None
     if spec is not None:
         cfg_yaml = trial_config(spec, best.params).to_yaml()

@@ -1,0 +1,169 @@
+"""Mode-collapse metrics on fixed seeds, with the real-data floor beside them.
+
+`build_evaluator(data, manifest, ...)` does the real-side work once (features, k-means
+bins, reference histograms, classifier); `Evaluator(generator)` then samples `n_samples`
+examples from seeds `eval_seed + i` and returns the `eval/*` keys the registry lists for
+the data's model family (`audiogan.metrics.registry`).
+
+The floor (`Evaluator.floor`) is the same metrics computed for held-out real data in place
+of generated samples: the test split (else validation) capped at `n_samples` rows, against
+the same training bins and training reference. It is what a perfect generator would score
+with that many samples; e.g. `eval/ndb` of the floor is about the z-test's false-positive
+rate. Note overlap compares with the validation windows, so its floor uses the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiogan import storage
+from audiogan.data import shards
+from audiogan.errors import UserError
+from audiogan.latent import latents_for_seeds
+from audiogan.metrics import features, inception, note_stats, registry
+from audiogan.metrics.ndb import NDB
+
+log = logging.getLogger(__name__)
+
+MAX_KMEANS_ROWS = 5000    # k-means fit sample (cost cap); bin proportions use all rows
+MAX_NN_TRAIN_ROWS = 10000  # training reference for eval/nn_train
+GEN_BATCH = 250
+
+
+def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(x) <= n:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
+    return x[idx]
+
+
+def _first_nonempty(data: str, manifest: dict[str, Any], splits: tuple[str, ...],
+                    scaled: bool = True) -> tuple[str, np.ndarray]:
+    for split in splits:
+        if manifest.get("counts", {}).get(split, 1):
+            ex = shards.load_split(data, split, scaled=scaled, manifest=manifest)
+            if len(ex.x):
+                return split, ex.x
+    return "", np.zeros((0,), np.float32)
+
+
+FAMILY_OF_KIND = {"notes": "pianogan", "spectrogram": "spectogan"}
+
+
+def find_classifier(classifier: str, data: str) -> str | None:
+    """`classifier` (metrics.classifier) if set, else `<data>/classifier/` when it holds one."""
+    from audiogan.classifier import WEIGHTS
+
+    path = classifier or storage.join(data, "classifier")
+    if storage.exists(storage.join(path, WEIGHTS)):
+        return path
+    if classifier:
+        raise UserError(f"metrics.classifier '{path}' holds no {WEIGHTS}")
+    return None
+
+
+class Evaluator:
+    """Scores generators on fixed seeds; real-side state is built once in `build_evaluator`."""
+
+    def __init__(self, *, manifest: dict[str, Any], ndb: NDB, nn_ref: np.ndarray,
+                 note_ref: dict[str, np.ndarray] | None, classifier: torch.nn.Module | None,
+                 n_samples: int, eval_seed: int, latent_dim: int, device: str = "cpu") -> None:
+        self.manifest, self.ndb, self.nn_ref = manifest, ndb, nn_ref
+        self.note_ref, self.classifier, self.device = note_ref, classifier, device
+        self.kind = manifest["kind"]
+        self.metrics = registry.for_family(FAMILY_OF_KIND[self.kind],
+                                           ("classifier",) if classifier is not None else ())
+        self.seeds = [eval_seed + i for i in range(n_samples)]
+        self.z = latents_for_seeds(self.seeds, latent_dim)
+        self.is_real = math.nan
+        self.floor: dict[str, float] = {}
+        self.floor_split = ""
+        self.last_seconds = math.nan
+
+    @torch.no_grad()
+    def generate(self, generator: torch.nn.Module) -> np.ndarray:
+        g = getattr(generator, "module", generator)  # unwrap DDP
+        was_training = g.training
+        g.eval()
+        try:
+            out = [g(self.z[i:i + GEN_BATCH].to(self.device)).float().cpu()
+                   for i in range(0, len(self.z), GEN_BATCH)]
+        finally:
+            g.train(was_training)
+        return torch.cat(out).numpy()
+
+    def score(self, x_network: np.ndarray) -> dict[str, float]:
+        """All eval/* metrics for a set of examples in network layout (generated or real)."""
+        scoring = registry.Scoring(x_network, self)
+        return {m.name: float(m.compute(scoring)) for m in self.metrics}
+
+    def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
+        start = time.perf_counter()
+        x = self.generate(generator)
+        if not np.isfinite(x).all():
+            # A diverged generator: score what it makes (clipped) rather than crash the run.
+            log.warning("generator output has %d non-finite values; scored as clipped to [-1, 1]",
+                        int((~np.isfinite(x)).sum()))
+            x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        metrics = self.score(x)
+        self.last_seconds = time.perf_counter() - start
+        return metrics
+
+
+def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_k: int,
+                    eval_seed: int, latent_dim: int, classifier: str = "", device: str = "cpu"
+                    ) -> Evaluator:
+    """The evaluator of `data` (see the module docstring); `classifier` is a directory or ""
+    for `<data>/classifier/` when present."""
+    start = time.perf_counter()
+    kind = manifest["kind"]
+    seed = eval_seed
+    train = shards.load_split(data, "train", manifest=manifest).x
+    if len(train) < ndb_k:
+        raise UserError(f"'{data}' has {len(train)} training examples, fewer than "
+                        f"metrics.ndb_k={ndb_k}: lower it with --set metrics.ndb_k=N")
+    ndb = NDB.fit(features.ndb_features(train, manifest), ndb_k, seed=seed % 2**31,
+                  max_fit=MAX_KMEANS_ROWS)
+    nn_ref = features.nn_features(_subsample(train, MAX_NN_TRAIN_ROWS, seed), manifest)
+    del train
+
+    note_ref = None
+    if kind == "notes":
+        ref_split, ref_raw = _first_nonempty(data, manifest, ("validation", "test", "train"),
+                                             scaled=False)
+        note_ref = note_stats.histograms(ref_raw)
+        log.debug("note statistics reference: %s split", ref_split)
+
+    model = None
+    if kind == "spectrogram":
+        path = find_classifier(classifier, data)
+        if path is None:
+            log.warning("no digit classifier (metrics.classifier or %s): eval/is omitted; "
+                        "train one with `audiogan classifier train --data %s`",
+                        storage.join(data, "classifier"), data)
+        else:
+            from audiogan.classifier import load_classifier
+
+            model, _ = load_classifier(path, device=device)
+
+    ev = Evaluator(manifest=manifest, ndb=ndb, nn_ref=nn_ref, note_ref=note_ref,
+                   classifier=model, n_samples=n_samples, eval_seed=eval_seed,
+                   latent_dim=latent_dim, device=device)
+    floor_split, held = _first_nonempty(data, manifest, ("test", "validation"))
+    if model is not None:
+        # The whole held-out split (the floor below scores a subsample of it).
+        ev.is_real = inception.inception_score(model, held, device)
+    if len(held):
+        ev.floor_split = floor_split
+        ev.floor = ev.score(_subsample(held, n_samples, seed + 1))
+    else:
+        log.warning("no validation or test split in '%s': no real floor for the metrics", data)
+    log.info("evaluator built in %.1f s (%s, K=%d, n=%d)", time.perf_counter() - start, kind,
+             ndb_k, n_samples)
+    return ev

@@ -1,0 +1,142 @@
+"""What a training run's checkpoint holds, declared once (audiocraft's `register_stateful`).
+
+`TrainState` owns the networks, their optimisers, the step counters and every rank's
+random state: the global torch generator (phase shuffle, interpolates), the latent
+generator, and the data order (the batch sampler's generator, its permutation and its
+position). Its `state_dict` is exactly the checkpoint's `model.pt`, and `STATE_KEYS`
+derives from it. A run resumed from a checkpoint continues bit-identically to one that
+was never interrupted, on the same number of workers: the streams are seeded from
+(seed, rank, stream) alone and restored, never re-derived from the resume step. With a
+different number of workers the per-rank streams cannot carry over; the resume then
+reseeds them from (seed, rank, step) and says that it is statistically equivalent, not
+identical.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+STREAM_TORCH, STREAM_DATA, STREAM_Z = 0, 1, 2
+
+
+def stream_seed(seed: int, rank: int, stream: int, step: int = 0) -> int:
+    """A distinct, reproducible seed per (seed, rank, purpose) [, resume step]."""
+    return (seed * 1_000_003 + rank * 7919 + step * 104_729 + stream) % (2**63 - 1)
+
+
+class Batches:
+    """Epoch-wise shuffled batches of this rank's examples, from its own torch.Generator."""
+
+    def __init__(self, x: torch.Tensor, batch_size: int, gen: torch.Generator,
+                 device: torch.device) -> None:
+        self.x, self.batch_size, self.gen, self.device = x, batch_size, gen, device
+        self.perm = torch.randperm(len(x), generator=gen)
+        self.pos = 0
+
+    def __call__(self) -> torch.Tensor:
+        n = len(self.x)
+        if n < self.batch_size:
+            idx = torch.randint(n, (self.batch_size,), generator=self.gen)
+        else:
+            if self.pos + self.batch_size > n:
+                self.perm, self.pos = torch.randperm(n, generator=self.gen), 0
+            idx = self.perm[self.pos:self.pos + self.batch_size]
+            self.pos += self.batch_size
+        return self.x[idx].to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["perm"]) != len(self.x):
+            raise ValueError(f"the checkpoint's data order covers {len(state['perm'])} "
+                             f"examples, this rank has {len(self.x)}")
+        self.gen.set_state(state["gen"])
+        self.perm, self.pos = state["perm"].clone(), int(state["pos"])
+
+
+class RankRandom:
+    """One rank's random streams: global torch, latents, data order."""
+
+    def __init__(self, seed: int, rank: int, real_x: torch.Tensor, batch_size: int,
+                 device: torch.device, latent_dim: int) -> None:
+        self.seed, self.rank, self.latent_dim, self.device = seed, rank, latent_dim, device
+        self.batch_size = batch_size
+        torch.manual_seed(stream_seed(seed, rank, STREAM_TORCH))
+        self.z_gen = torch.Generator().manual_seed(stream_seed(seed, rank, STREAM_Z))
+        self.batches = Batches(real_x, batch_size,
+                               torch.Generator().manual_seed(stream_seed(seed, rank, STREAM_DATA)),
+                               device)
+
+    def next_z(self) -> torch.Tensor:
+        z = torch.rand(self.batch_size, self.latent_dim, generator=self.z_gen) * 2 - 1
+        return z.to(self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch": torch.get_rng_state(), "z": self.z_gen.get_state(),
+                "data": self.batches.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        self.z_gen.set_state(state["z"])
+        self.batches.load_state_dict(state["data"])
+
+    def reseed(self, step: int) -> None:
+        """Fresh streams for a resume whose saved streams do not fit (another world size)."""
+        torch.manual_seed(stream_seed(self.seed, self.rank, STREAM_TORCH, step))
+        self.z_gen.manual_seed(stream_seed(self.seed, self.rank, STREAM_Z, step))
+        self.batches.gen.manual_seed(stream_seed(self.seed, self.rank, STREAM_DATA, step))
+        self.batches.perm = torch.randperm(len(self.batches.x), generator=self.batches.gen)
+        self.batches.pos = 0
+
+
+class TrainState:
+    """The networks, optimisers, counters and per-rank random state of one run."""
+
+    KEYS = ("generator", "critic", "opt_generator", "opt_critic", "step", "critic_steps",
+            "rng")
+
+    def __init__(self, generator: nn.Module, critic: nn.Module,
+                 opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
+                 random: RankRandom) -> None:
+        self.generator, self.critic = generator, critic
+        self.opt_generator, self.opt_critic = opt_generator, opt_critic
+        self.random = random
+        self.step = 0
+        self.critic_steps = 0
+
+    def state_dict(self, rng_by_rank: list[dict[str, Any]]) -> dict[str, Any]:
+        """The checkpoint payload; `rng_by_rank` is every rank's `RankRandom.state_dict()`
+        (gathered to rank 0, which writes)."""
+        return {"generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
+                "opt_generator": self.opt_generator.state_dict(),
+                "opt_critic": self.opt_critic.state_dict(), "step": self.step,
+                "critic_steps": self.critic_steps, "rng": list(rng_by_rank)}
+
+    def load_state_dict(self, state: dict[str, Any], rank: int, world_size: int) -> None:
+        """Restore everything; `load_state_into` errors come from the caller's check."""
+        self.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_generator.load_state_dict(state["opt_generator"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+        self.step, self.critic_steps = int(state["step"]), int(state["critic_steps"])
+        rng = state.get("rng")
+        if isinstance(rng, list) and len(rng) == world_size:
+            try:
+                self.random.load_state_dict(rng[rank])
+                return
+            except (ValueError, KeyError, RuntimeError) as exc:
+                reason = str(exc)
+        else:
+            saved = len(rng) if isinstance(rng, list) else 0
+            reason = f"saved by {saved} worker(s), resumed on {world_size}"
+        if rank == 0:
+            log.warning("random state not restored (%s): the resumed run is statistically "
+                        "equivalent to an uninterrupted one, not identical", reason)
+        self.random.reseed(self.step)
