@@ -253,7 +253,8 @@ def private_access_violations(path: Path, module: str | None) -> list[str]:
         if cls and (name in ("self", "cls") or is_super):
             cls_name, is_ray, own = cls
             if is_ray and (is_super or attr not in own):
-                why = "" if is_super else f" (not assigned in {cls_name}.__init__ nor defined in the class body)"
+                why = "" if is_super else (f" (not assigned in {cls_name}.__init__ "
+                                           "nor defined in the class body)")
                 out.add((line, f"{ast.unparse(expr)}.{attr}: private attribute of {cls_name}'s "
                                f"Ray/Optuna base{why}"))
             if is_ray or attr in own or attr in package_names():
