@@ -72,16 +72,81 @@ class Linear(nn.Module):
         return x.flatten(1) @ self.w
 
 
-def test_gradient_penalty_equals_analytic_value_for_linear_critic():
+class Fixed(nn.Module):
+    """A 'generator' that ignores z and returns the given fakes (known inputs to the critic)."""
+
+    def __init__(self, fake):
+        super().__init__()
+        self.fake = fake
+
+    def forward(self, z):
+        return self.fake
+
+
+def test_critic_step_gp_and_its_gradient_equal_the_analytic_values():
+    # D(x) = w.x: grad_x D = w everywhere, so every interpolate's norm is ||w|| and
+    # loss/gp = (||w|| - 1)^2. One SGD step (lr 1) moves w by the analytic gradient of
+    # -wdist + gp_weight * gp, which only holds if the penalty stays differentiable
+    # (create_graph) inside the one backward critic_step runs.
     torch.manual_seed(0)
     w = torch.randn(3 * 16)
     critic = Linear(w.clone())
     real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
-    gp = wgan.gradient_penalty(critic, real, fake)
-    expected = (w.norm() - 1) ** 2   # grad of w.x is w everywhere
-    assert torch.allclose(gp, expected, rtol=1e-5)
-    gp.backward()   # differentiable w.r.t. the critic: d/dw (||w||-1)^2 = 2(||w||-1) w/||w||
-    assert torch.allclose(critic.w.grad, 2 * (w.norm() - 1) * w / w.norm(), rtol=1e-4)
+    opt = torch.optim.SGD(critic.parameters(), lr=1.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), 10.0)
+    assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
+    mean_diff = (real - fake).flatten(1).mean(0)
+    assert out["loss/wdist"] == pytest.approx(float(w @ mean_diff), rel=1e-5, abs=1e-6)
+    grad = -mean_diff + 10.0 * 2 * (w.norm() - 1) * w / w.norm()
+    assert torch.allclose(critic.w.detach(), w - grad, rtol=1e-4, atol=1e-5)
+
+
+def test_critic_step_runs_the_one_gradient_norm(monkeypatch):
+    calls = []
+    real_fn = wgan.gradient_norm
+
+    def spy(scores, inputs):
+        calls.append(scores.shape[0])
+        return real_fn(scores, inputs)
+
+    monkeypatch.setattr(wgan, "gradient_norm", spy)
+    critic = Linear(torch.randn(3 * 16))
+    opt = torch.optim.SGD(critic.parameters(), lr=0.0)
+    wgan.critic_step(critic, Fixed(torch.randn(4, 3, 16)), opt, torch.randn(4, 3, 16),
+                     torch.zeros(4, 100), 10.0)
+    assert calls == [4]   # once, on the interpolates' scores only
+    assert not hasattr(wgan, "gradient_penalty") and not hasattr(wgan, "penalty_from_scores")
+
+
+class Quadratic(nn.Module):
+    """D(x) = a/2 ||x||^2: grad_x D = a x, a different known norm per example."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(float(a)))
+
+    def forward(self, x):
+        return 0.5 * self.a * x.flatten(1).pow(2).sum(1)
+
+
+def test_gradient_norm_per_example_differentiable_and_fp32_under_autocast():
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 8, 8).requires_grad_(True)
+    critic = Quadratic(0.5)
+    norm = wgan.gradient_norm(critic(x), x)
+    assert norm.shape == (6,) and norm.dtype == torch.float32
+    assert torch.allclose(norm, 0.5 * x.detach().flatten(1).norm(dim=1), rtol=1e-5)
+    # d/da of sum(norm) = sum ||x|| (the graph reaches the critic's parameters: R1 needs it)
+    norm.sum().backward()
+    assert critic.a.grad == pytest.approx(float(x.detach().flatten(1).norm(dim=1).sum()), rel=1e-5)
+    # Under bf16 autocast the critic runs in bf16, the norm is still returned in fp32.
+    lin = Linear(torch.randn(64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = lin(x)
+        assert scores.dtype == torch.bfloat16
+        norm16 = wgan.gradient_norm(scores, x)
+    assert norm16.dtype == torch.float32
+    assert torch.allclose(norm16, lin.w.detach().norm().expand(6), rtol=2e-2)
 
 
 def test_critic_step_penalty_matches_and_steps_return_floats():
