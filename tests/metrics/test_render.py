@@ -49,6 +49,7 @@ def test_bench_sample_quick(tmp_path):
     assert result["spectogan"]["cpu_time_1_thread"]["generator_gflop_per_batch"] == pytest.approx(
         4 * sample.spec_generator_flops(4) / 1e9)
     assert result["pianogan"]["best_backend"] in result["pianogan"]["backends"]
+    assert result["spectogan"]["wall_clock"]["targets"] == sample.TARGETS
 
 
 def test_spec_generator_flop_count_matches_hand_count():
