@@ -4,7 +4,7 @@ SpectoGAN (d = 64, batch 64): the generator's achieved FLOP/s (dense + transpose
 convolutions counted analytically) as a fraction of dense fp32 matmul FLOP/s measured by
 torch in the same run, interleaved with the generator timings so both see the same machine
 load (and once more in CPU time on one thread, which a loaded machine disturbs less);
-then end to end with Griffin-Lim (16 iterations, `audiogan.render.griffin_lim`,
+then end to end with Griffin-Lim (16 iterations, `audiogan.data.spectro.griffin_lim`,
 denormalisation included, no file writes). The generator runs in channels_last memory
 format, as `audiogan sample` runs it. PianoGAN: phrases (256-note windows) per second
 from the generator to MIDI, and seconds of audio per wall second for each available
@@ -67,7 +67,7 @@ def bench_spectogan(d: int, batch: int, rounds: int, gl_iters: int, threads: int
     which stays meaningful when other processes load the machine (no thread spin-waits).
     """
     from audiogan.data.scaling import denormalise_spec
-    from audiogan.render import griffin_lim
+    from audiogan.data.spectro import griffin_lim
 
     previous_threads = torch.get_num_threads()
     if threads:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from audiogan.config import Config
-from audiogan.data import shards
+from audiogan.data import shards, spectro
 from audiogan.latent import latents_for_seeds
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,8 @@ class TensorBoard:
         for i, img in enumerate(x[:, 0]):
             # frames x bins -> bins (low at the bottom) x frames, in [0, 1]
             self.writer.add_image(f"spectrogram/{i}", ((img.T[::-1] + 1) / 2)[None].copy(), step)
-        from audiogan.render import griffin_lim  # the fast one, equal to data.spectro's
-
         logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
-        audio = griffin_lim(logmag, n_iter=self.cfg.data.griffin_lim_iters).numpy()
+        audio = spectro.griffin_lim(logmag, n_iter=self.cfg.data.griffin_lim_iters).numpy()
         for i, clip in enumerate(audio):
             peak = float(np.abs(clip).max()) or 1.0
             self.writer.add_audio(f"audio/{i}", torch.from_numpy(clip / peak)[None].float(), step,
