@@ -252,6 +252,15 @@ def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
                          "baseline": f"generator alone ({s['clips_per_s_generator']:.1f} clips/s)",
                          "ratio": s["end_to_end_over_generator"],
                          "target": _target(targets, "end_to_end_over_generator"), "date": date})
+            ref = s.get("griffin_lim_reference")
+            if ref:
+                rows.append({"measure": f"sample SpectoGAN: {ref['implementation']} on the same "
+                                        f"{ref['clips']} clips ({min(ref['librosa_s_per_batch']):.3g} s), "
+                                        "time ratio",
+                             "baseline": f"audiogan Griffin-Lim ({min(ref['audiogan_s_per_batch']):.3g} s; "
+                                         f"{ref['settings']['n_iter']} iterations both)",
+                             "ratio": ref["librosa_time_over_audiogan"],
+                             "target": _target(targets, "librosa_time_over_audiogan"), "date": date})
     elif name == "sweep":
         targets = d.get("targets") or {}
         single = (f"efficiency {targets['efficiency']}, overhead {targets['overhead_per_trial_s']} s"

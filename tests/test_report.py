@@ -84,6 +84,10 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
     data["sample"]["spectogan"]["wall_clock"]["targets"] = {
         "generator_fraction_of_matmul": ">= 0.555", "end_to_end_over_generator": "<= 1.666"}
     data["sweep"]["targets"] = {"efficiency": ">= 0.777", "overhead_per_trial_s": "<= 8.88"}
+    data["sample"]["spectogan"]["wall_clock"]["griffin_lim_reference"] = {
+        "implementation": "librosa.griffinlim", "clips": 64, "settings": {"n_iter": 16},
+        "librosa_s_per_batch": [1.5], "audiogan_s_per_batch": [0.25],
+        "librosa_time_over_audiogan": 6.0}
     for name, d in data.items():
         json.dump(d, open(bench / f"{name}.json", "w"))
     index = open(write_results_index(str(tmp_path / "results"))).read()
@@ -104,6 +108,8 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
     assert target(r"^train .*: 2 workers") == {">= 1.444"}
     assert target(r"^sample SpectoGAN d=") == {">= 0.555"}
     assert target(r"^sample SpectoGAN: end to end") == {"<= 1.666"}
+    assert target(r"^sample SpectoGAN: librosa.griffinlim on the same 64 clips \(1.5 s\)") == \
+        {"(reported)"}
     assert target(r"^sweep, 1-worker") == {"efficiency >= 0.777, overhead <= 8.88 s"}
     # No target recorded: the row says so instead of inventing one.
     assert target(r"^sweep, 2-worker") == {"(reported)"}

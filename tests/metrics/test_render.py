@@ -67,6 +67,18 @@ def test_bench_sample_quick(tmp_path):
         4 * sample.spec_generator_flops(4) / 1e9)
     assert result["pianogan"]["best_backend"] in result["pianogan"]["backends"]
     assert result["spectogan"]["wall_clock"]["targets"] == sample.TARGETS
+    # librosa's Griffin-Lim timed beside ours on the same clips, with the settings recorded.
+    for block in result["spectogan"].values():
+        ref = block["griffin_lim_reference"]
+        assert ref["implementation"] == "librosa.griffinlim"
+        assert ref["settings"]["n_iter"] == block["griffin_lim_iters"] == 2
+        assert ref["settings"]["momentum"] == 0.0 and ref["settings"]["init"] is None
+        assert ref["clips"] == block["batch"]
+        assert min(ref["librosa_s_per_batch"]) > 0 and min(ref["audiogan_s_per_batch"]) > 0
+        assert ref["librosa_time_over_audiogan"] == pytest.approx(
+            min(ref["librosa_s_per_batch"]) / min(ref["audiogan_s_per_batch"]), rel=0.02)
+        conv = ref["spectral_convergence"]
+        assert 0 < conv["audiogan"] < 1 and 0 < conv["librosa"] < 1
 
 
 def test_spec_generator_flop_count_matches_hand_count():
