@@ -6,7 +6,7 @@ Modules take explicit keyword arguments; `audiogan.builders.build_generator` /
 PianoGAN, width d (WaveGAN with three instead of five upsamplings, since 4 * 4^3 = 256):
   generator  z[100] -> dense -> [8d, 4] -> ConvT1d k25 s4: 8d->4d (16) -> 2d (64) -> 3 (256)
              ReLU after the dense layer and between the convolutions, tanh out.
-  critic     [3, 256] -> Conv1d k25 s4: 3->2d (64) -> 4d (128) -> 8d (4), LeakyReLU 0.2,
+  critic     [3, 256] -> Conv1d k25 s4: 3->2d (64) -> 4d (16) -> 8d (4), LeakyReLU 0.2,
              phase shuffle (n) after the first two layers, no batch norm, dense -> score.
 SpectoGAN, width d (SpecGAN):
   generator  z[100] -> dense -> [16d, 4, 4] -> five ConvT2d 5x5 s2: 16d->8d->4d->2d->d->1,

@@ -22,17 +22,19 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return (alpha * real + (1 - alpha) * fake.detach()).detach().requires_grad_(True)
 
 
-def penalty_from_scores(scores: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """E[(||grad_x D(x_hat)|| - 1)^2], differentiable w.r.t. the critic's parameters."""
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)
-    return ((norm - 1.0) ** 2).mean()
+def gradient_norm(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Per-example ||grad_x D(x)||_2 at `inputs`, differentiable w.r.t. the critic's parameters.
 
-
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """The WGAN-GP penalty of Gulrajani et al. (2017) on random interpolates."""
-    x_hat = interpolates(real, fake)
-    return penalty_from_scores(critic(x_hat), x_hat)
+    The one gradient-penalty primitive: WGAN-GP takes E[(norm - 1)^2] on interpolates
+    (`critic_step`); an R1 penalty would take E[norm^2] on real examples. `scores` are
+    D(inputs) for the examples that need the penalty; `inputs` must require grad.
+    `autograd.grad` with create_graph leaves `.grad` alone (DDP's hooks do not fire) and
+    keeps the graph for the one backward. The norm is taken in fp32 with autocast off,
+    so a bf16/fp16 forward does not round the penalty.
+    """
+    (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
+    with torch.autocast(device_type=grad.device.type, enabled=False):
+        return grad.float().flatten(1).norm(2, dim=1)
 
 
 def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim.Optimizer,
@@ -47,8 +49,8 @@ def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim
     n = real.shape[0]
     scores = critic(torch.cat([real, fake, x_hat]))
     d_real, d_fake, d_hat = scores[:n], scores[n:2 * n], scores[2 * n:]
-    (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
-    gp = ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+    # WGAN-GP (Gulrajani et al. 2017): unit gradient norm on random interpolates.
+    gp = ((gradient_norm(d_hat, x_hat) - 1.0) ** 2).mean()
     wdist = d_real.mean() - d_fake.mean()
     loss = -wdist + gp_weight * gp
     opt_critic.zero_grad(set_to_none=True)

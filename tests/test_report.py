@@ -64,3 +64,64 @@ def test_sweep_report_and_results_row_read_best_json(tmp_path):
     index = open(write_results_index(str(results))).read()
     assert "| sweep real: best eval/ndb 0.25 (9 trials, 6000 critic steps each) | " \
            "WaveGAN defaults 0.5 | 0.5 | lower is better | 2026-11-25 |" in index
+
+
+def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
+    """Targets come from the bench JSON: changed there, changed in the table."""
+    import re
+
+    from audiogan.report import write_results_index
+
+    committed = os.path.join(os.path.dirname(__file__), "..", "results", "bench")
+    bench = tmp_path / "results" / "bench"
+    bench.mkdir(parents=True)
+    data = {n: json.load(open(os.path.join(committed, f"{n}.json")))
+            for n in ("preprocess", "train", "sample", "sweep")}
+    data["preprocess"]["targets"] = {"ray_data_vs_pool2": ">= 0.111",
+                                     "peak_mib_x4_over_x1": "<= 1.222"}
+    for preset in data["train"]["presets"].values():
+        preset["targets"] = {"ratio_ray1_over_plain": ">= 0.333",
+                             "speedup_2_over_1_workers": ">= 1.444"}
+    data["sample"]["spectogan"]["wall_clock"]["targets"] = {
+        "generator_fraction_of_matmul": ">= 0.555", "end_to_end_over_generator": "<= 1.666"}
+    data["sweep"]["targets"] = {"efficiency": ">= 0.777", "overhead_per_trial_s": "<= 8.88"}
+    data["sample"]["spectogan"]["wall_clock"]["griffin_lim_reference"] = {
+        "implementation": "librosa.griffinlim", "clips": 64, "settings": {"n_iter": 16},
+        "librosa_s_per_batch": [1.5], "audiogan_s_per_batch": [0.25],
+        "librosa_time_over_audiogan": 6.0}
+    for name, d in data.items():
+        json.dump(d, open(bench / f"{name}.json", "w"))
+    index = open(write_results_index(str(tmp_path / "results"))).read()
+    targets = {}
+    for line in index.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0] not in ("measure", "---"):
+            targets[cells[0]] = cells[3]
+
+    def target(pattern):
+        found = [t for m, t in targets.items() if re.search(pattern, m)]
+        assert found, pattern
+        return set(found)
+
+    assert target(r"^preprocess \w+: Ray Data files/s") == {">= 0.111"}
+    assert target(r"^preprocess \w+: peak memory") == {"<= 1.222"}
+    assert target(r"^train .*: Ray Train 1 worker") == {">= 0.333"}
+    assert target(r"^train .*: 2 workers") == {">= 1.444"}
+    assert target(r"^sample SpectoGAN d=") == {">= 0.555"}
+    assert target(r"^sample SpectoGAN: end to end") == {"<= 1.666"}
+    assert target(r"^sample SpectoGAN: librosa.griffinlim on the same 64 clips \(1.5 s\)") == \
+        {"(reported)"}
+    assert target(r"^sweep, 1-worker") == {"efficiency >= 0.777, overhead <= 8.88 s"}
+    # No target recorded: the row says so instead of inventing one.
+    assert target(r"^sweep, 2-worker") == {"(reported)"}
+
+
+def test_bench_meets_reads_the_recorded_target_form():
+    import pytest
+
+    from audiogan.bench import meets
+
+    assert meets(0.9, ">= 0.85") and not meets(0.8, ">= 0.85")
+    assert meets(5.0, "<= 5.0") and not meets(5.1, "<= 5.0")
+    with pytest.raises(ValueError):
+        meets(1.0, "flat (~1.0)")

@@ -1,4 +1,9 @@
-"""`audiogan bench {preprocess,train,sample,sweep}`: each writes JSON under results/bench/."""
+"""`audiogan bench {preprocess,train,sample,sweep}`: each writes JSON under results/bench/.
+
+Each JSON records its targets (`targets`: measured key -> '>= X', '<= X' or a phrase) beside
+the measurements; `audiogan.report` reads them from there, so a target is stated once, in
+the bench module that measures against it.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,16 @@ def machine_info() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform(),
             "torch_threads": torch.get_num_threads()}
+
+
+def meets(value: float, target: str) -> bool:
+    """Whether `value` meets a target as the JSON records it: '>= 0.85' or '<= 5.0'."""
+    op, _, bound = target.partition(" ")
+    if op == ">=":
+        return value >= float(bound)
+    if op == "<=":
+        return value <= float(bound)
+    raise ValueError(f"target '{target}' is neither '>= X' nor '<= X'")
 
 
 def write_result(out_dir: str, name: str, result: dict[str, Any]) -> str:

@@ -20,10 +20,12 @@ import time
 from typing import Any
 
 from audiogan import storage
-from audiogan.bench import write_result
+from audiogan.bench import meets, write_result
 
 BASE_OVERRIDES = {"model.d": 4, "optim.batch_size": 8, "loss.n_critic": 1,
                   "metrics.n_samples": 24, "metrics.ndb_k": 4, "train.report_every": 20}
+# Single-worker trials (recorded in the JSON, checked in `met`); 2-worker trials: reported.
+TARGETS = {"overhead_per_trial_s": "<= 5.0", "efficiency": ">= 0.85"}
 
 
 def timed_train_loop(config: dict[str, Any], session: Any = None, hooks: Any = None) -> None:
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace) -> str:
         "what": "per-trial overhead and efficiency of Tune sweeps of the real train_loop",
         "target_train_s_per_trial": target_s, "calibrated_step_s": round(step_s, 4),
         "quick": bool(args.quick), "single_worker": single, "multi_worker": multi,
-        "targets": {"overhead_per_trial_s": 5.0, "efficiency": 0.85},
-        "met": {k: {"overhead": r["overhead_per_trial_s"] <= 5.0, "efficiency": r["efficiency"] >= 0.85}
+        "targets": TARGETS,
+        "met": {k: {"overhead": meets(r["overhead_per_trial_s"], TARGETS["overhead_per_trial_s"]),
+                    "efficiency": meets(r["efficiency"], TARGETS["efficiency"])}
                 for k, r in single.items()}})

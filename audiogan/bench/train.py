@@ -26,10 +26,15 @@ import pyarrow.parquet as pq
 import torch
 
 from audiogan import storage
+from audiogan.bench import meets
 from audiogan.config import Config, DataConfig, resolve
 from audiogan.data import scaling, shards
 
 PRESETS = ("pianogan-cpu", "spectogan-cpu")
+# Ray Train with 1 worker within 5% of the plain loop's steps/s (recorded in the JSON; the
+# 2-worker speedup is reported, with no target).
+TARGET_RATIO = 0.95
+TARGETS = {"ratio_ray1_over_plain": f">= {TARGET_RATIO}"}
 
 
 def synthetic_dataset(root: str, kind: str, n_train: int, seed: int = 0) -> str:
@@ -136,8 +141,9 @@ def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str,
         "steps_per_s": {"plain": med["plain"], "ray_1_worker": med["ray1"],
                         "ray_2_workers": med["ray2"]},
         "ratio_ray1_over_plain": med["ray1"] / med["plain"],
-        "target_ratio": 0.95,
-        "meets_target": med["ray1"] / med["plain"] >= 0.95,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": meets(med["ray1"] / med["plain"], TARGETS["ratio_ray1_over_plain"]),
+        "targets": TARGETS,
         "speedup_2_over_1_workers": med["ray2"] / med["ray1"],
         "startup_s": {"ray_1_worker": statistics.median(x["startup_s"] for x in runs["ray1"]),
                       "ray_2_workers": statistics.median(x["startup_s"] for x in runs["ray2"])},

@@ -169,6 +169,10 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
     for split in shards.SPLITS:
         manifest["counts"].setdefault(split, 0)
         manifest["files"].setdefault(split, 0)
+    rule = sources.split_rule(kind, items)
+    if rule is not None:  # midi-dir / wav-dir: the split is ours, say how it was made
+        manifest["split_rule"] = rule
+        log.info("%s split, files listed per split %s (%s)", kind, rule["counts"], rule["rule"])
     if params.kind == "notes":
         manifest["note_scaling"] = scaling.note_constants(DataConfig())
     else:

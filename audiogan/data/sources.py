@@ -1,5 +1,12 @@
 """Which files a dataset holds: (path, key, split, label) per source kind.
 
+Splits: maestro from its CSV, sc09 from its folders or lists (else Speech Commands' hash of
+the speaker), fsdd by take. `midi-dir` and `wav-dir` have no split of their own: they get
+80/10/10 by Speech Commands' sha1 percentages, of the speaker id where the file name carries
+one (so a speaker's files share a split: the held-out floor never hears a training
+speaker), else of the path relative to `--source` (`split_rule` describes it for the
+manifest). A corpus of fewer than 10 groups stays in train: too few to hold out a tenth.
+
 Keys are paths relative to `--source` (posix); they are only ever stored as strings, and
 a name from the data (CSV entry, folder name) that would leave the source is rejected,
 so nothing read from the data decides where a file is read from outside `--source` or
@@ -14,7 +21,7 @@ import io
 import os
 import posixpath
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 from audiogan import storage
 from audiogan.errors import UserError
@@ -27,6 +34,18 @@ MAESTRO_CSV = "maestro-v3.0.0.csv"
 UNSAFE = "unsafe_path"  # reject reason for a listed name that escapes --source
 MISSING = "unreadable"
 _FSDD_NAME = re.compile(r"^(\d)_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
+# Speaker ids in file names (matched on the base name without extension): FSDD's
+# DIGIT_SPEAKER_TAKE and Speech Commands' SPEAKER_nohash_N (WaveGAN's sc09 prefixes Label_).
+_GROUP_NAMES = (re.compile(r"^\d_(?P<speaker>[^_]+)_\d+$"),
+                re.compile(r"^(?:[A-Za-z]+_)?(?P<speaker>[^_]+)_nohash_\d+$"))
+MIN_SPLIT_GROUPS = 10
+HASH_SPLIT_RULE = (
+    "80/10/10 by sha1 as Speech Commands' which_set (validation < 10%, test < 20%) of the "
+    "speaker id where the file name carries one (FSDD DIGIT_SPEAKER_TAKE, Speech Commands "
+    "[Label_]SPEAKER_nohash_N; all files of a speaker in one split), else of the path "
+    "relative to --source")
+SMALL_SPLIT_RULE = (f"all train: fewer than {MIN_SPLIT_GROUPS} groups (speakers or files) "
+                    "are too few to hold out 10% each")
 _WAVEGAN_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 # Speech Commands' `which_set` (input_data.py): sha1 of the speaker id, 10% / 10%.
 _MAX_WAVS_PER_CLASS = 2 ** 27 - 1
@@ -95,14 +114,47 @@ def _maestro(source: str) -> list[dict[str, str]]:
     return items
 
 
-def speech_commands_split(filename: str) -> str:
-    """Speech Commands' stable split of a clip by the sha1 of its speaker id (10% / 10%)."""
-    speaker = re.sub(r"_nohash_.*$", "", posixpath.basename(filename))
-    h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
+def hash_split(name: str) -> str:
+    """Speech Commands' `which_set` percentages on sha1(name): 10% validation, 10% test."""
+    h = int(hashlib.sha1(name.encode()).hexdigest(), 16)
     percentage = (h % (_MAX_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_WAVS_PER_CLASS)
     if percentage < 10:
         return "validation"
     return "test" if percentage < 20 else "train"
+
+
+def speech_commands_split(filename: str) -> str:
+    """Speech Commands' stable split of a clip by the sha1 of its speaker id (10% / 10%)."""
+    return hash_split(re.sub(r"_nohash_.*$", "", posixpath.basename(filename)))
+
+
+def split_group(key: str) -> tuple[str, str]:
+    """("speaker", id) when the file name carries a speaker id, else ("path", key)."""
+    stem = posixpath.splitext(posixpath.basename(key))[0]
+    for pattern in _GROUP_NAMES:
+        m = pattern.match(stem)
+        if m:
+            return "speaker", m.group("speaker")
+    return "path", key
+
+
+def _hashed_splits(keys: list[str]) -> dict[str, str]:
+    """key -> split for midi-dir / wav-dir (see the module docstring)."""
+    groups = {k: split_group(k) for k in keys}
+    if len(set(groups.values())) < MIN_SPLIT_GROUPS:
+        return {k: "train" for k in keys}
+    return {k: hash_split(name) for k, (_, name) in groups.items()}
+
+
+def split_rule(kind: str, items: Iterable[dict[str, str]]) -> dict[str, Any] | None:
+    """For the manifest: the split rule midi-dir / wav-dir applied, with files per split."""
+    if kind not in ("midi-dir", "wav-dir"):
+        return None  # the source's own split (CSV, folders, lists, takes)
+    items = list(items)
+    n_groups = len({split_group(it["key"]) for it in items})
+    counts = {s: sum(it["split"] == s for it in items) for s in ("train", "validation", "test")}
+    return {"rule": HASH_SPLIT_RULE if n_groups >= MIN_SPLIT_GROUPS else SMALL_SPLIT_RULE,
+            "groups": n_groups, "counts": counts}
 
 
 def _read_list(source: str, name: str) -> set[str] | None:
@@ -165,12 +217,15 @@ def _fsdd(source: str) -> list[dict[str, str]]:
 
 
 def _wav_dir(source: str) -> list[dict[str, str]]:
-    return [_item(source, k, "train", posixpath.dirname(k).rsplit("/", 1)[-1])
-            for k in walk(source, WAV_EXTS)]
+    keys = walk(source, WAV_EXTS)
+    splits = _hashed_splits(keys)
+    return [_item(source, k, splits[k], posixpath.dirname(k).rsplit("/", 1)[-1]) for k in keys]
 
 
 def _midi_dir(source: str) -> list[dict[str, str]]:
-    return [_item(source, k, "train", "") for k in walk(source, MIDI_EXTS)]
+    keys = walk(source, MIDI_EXTS)
+    splits = _hashed_splits(keys)
+    return [_item(source, k, splits[k], "") for k in keys]
 
 
 def list_items(kind: str, source: str) -> list[dict[str, str]]:

@@ -1,4 +1,5 @@
-"""WaveGAN's `t_to_f` log-magnitude spectrogram (numpy and torch) and batched Griffin-Lim.
+"""WaveGAN's `t_to_f` log-magnitude spectrogram (numpy and torch) and its inverse, the one
+batched Griffin-Lim (sampling, TensorBoard and benchmarks all call `griffin_lim`).
 
 Recipe (DESIGN.md "Spectrograms"): STFT with n_fft 256, hop 128, periodic Hann window, no
 centring, the end zero-padded so 16384 samples give ceil(16384 / 128) = 128 frames (as
@@ -8,8 +9,9 @@ centring, the end zero-padded so 16384 samples give ceil(16384 / 128) = 128 fram
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -72,37 +74,77 @@ def log_magnitude(audio: Array) -> Array:
     return out.astype(x.dtype, copy=False)
 
 
-def _istft_torch(spec: "torch.Tensor", n_samples: int) -> "torch.Tensor":
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
     import torch
 
-    """Least-squares inverse of `_stft_torch` (windowed overlap-add / sum of window^2)."""
-    window = torch.hann_window(N_FFT, periodic=True, dtype=spec.real.dtype, device=spec.device)
-    frames = torch.fft.irfft(spec, n=N_FFT, dim=-1) * window          # [N, F, n_fft]
-    n_f = frames.shape[-2]
-    length = (n_f - 1) * HOP_LENGTH + N_FFT
-    fold = torch.nn.functional.fold
-    out = fold(frames.transpose(1, 2), (1, length), (1, N_FFT), stride=(1, HOP_LENGTH))
-    wsum = fold((window ** 2).expand(1, n_f, N_FFT).transpose(1, 2), (1, length), (1, N_FFT),
-                stride=(1, HOP_LENGTH))
-    out = out.reshape(spec.shape[0], length) / wsum.reshape(1, length).clamp_min(1e-8)
-    return out[:, :n_samples]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
-def griffin_lim(logmag: "torch.Tensor", n_iter: int = 16, n_samples: int = CLIP_SAMPLES
+def griffin_lim(logmag: Array, n_iter: int = 16, n_samples: int = CLIP_SAMPLES
                 ) -> "torch.Tensor":
-    """[N, frames, 128] log magnitudes -> [N, n_samples] audio (WaveGAN's f_to_t + GL).
+    """[N, frames, 128] (or [frames, 128]) log magnitudes -> [N, n_samples] float32 audio.
 
-    Starts from zero phase as WaveGAN does (deterministic); the dropped top bin is zero.
+    WaveGAN's f_to_t + Griffin-Lim, batched, the one implementation (sampling, TensorBoard,
+    benchmarks). Zero initial phase as WaveGAN (deterministic); the dropped top bin is zero.
+    Runs on one torch thread: measured here on a batch of 64, 16 iterations, 0.24-0.30 s on
+    one thread against 0.95-1.10 s on two (these small FFTs and element-wise ops lose more
+    to thread synchronisation than they gain).
     """
     import torch
 
-    logmag = torch.as_tensor(logmag)
-    if logmag.dim() == 2:
-        logmag = logmag.unsqueeze(0)
-    mag = (torch.exp(logmag.float()) - LOG_EPS).clamp_min(0.0)
-    mag = torch.nn.functional.pad(mag, (0, N_FFT // 2 + 1 - mag.shape[-1]))
+    with _torch_threads(1), torch.inference_mode():
+        return _griffin_lim(torch.as_tensor(logmag, dtype=torch.float32), int(n_iter), n_samples)
+
+
+def _griffin_lim(logmag: "torch.Tensor", n_iter: int, n_samples: int) -> "torch.Tensor":
+    """The algorithm of `griffin_lim`, made fast by hop = n_fft / 2.
+
+    Each iteration: a least-squares inverse STFT (windowed overlap-add / sum of squared
+    windows, cut to n_samples, end padded), its STFT, and the target magnitudes with the
+    estimate's phase. Overlap-add is two half-frame adds into a [N, frames + 1, hop] buffer
+    (no `fold`); the STFT frames are a strided view of that buffer; the phase update works
+    on real views of the spectrum (no complex division or complex abs), all in float32.
+    """
+    import torch
+
+    hop = HOP_LENGTH
+    assert N_FFT == 2 * hop, "the fast path relies on hop = n_fft / 2"
+    x = logmag.unsqueeze(0) if logmag.dim() == 2 else logmag
+    n, n_f = x.shape[0], x.shape[1]
+    mag = (torch.exp(x) - LOG_EPS).clamp_min_(0.0)
+    mag = torch.nn.functional.pad(mag, (0, N_FFT // 2 + 1 - mag.shape[-1]))  # dropped top bin
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
+    length = (n_f + 1) * hop
+    w_sq = (window ** 2).view(2, hop)
+    wsum = torch.zeros(n_f + 1, hop)
+    wsum[:-1] += w_sq[0]
+    wsum[1:] += w_sq[1]
+    inv_wsum = 1.0 / wsum.clamp_min(1e-8)
+    keep = torch.zeros(n_f + 1, hop)
+    keep.view(-1)[:n_samples] = 1.0  # the signal is cut to n_samples, then end-padded
+    inv_wsum_keep = inv_wsum * keep
+
+    def to_audio_blocks(spec: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        frames = torch.fft.irfft(spec, n=N_FFT, dim=-1).mul_(window).view(n, n_f, 2, hop)
+        out = torch.zeros(n, n_f + 1, hop)
+        out[:, :-1] += frames[:, :, 0]
+        out[:, 1:] += frames[:, :, 1]
+        return out.mul_(scale)
+
     spec = torch.complex(mag, torch.zeros_like(mag))
-    for _ in range(int(n_iter)):
-        estimate = _stft_torch(_istft_torch(spec, n_samples))
-        spec = mag * estimate / estimate.abs().clamp_min(1e-8)
-    return _istft_torch(spec, n_samples)
+    for _ in range(n_iter):
+        blocks = to_audio_blocks(spec, inv_wsum_keep)                  # [N, F + 1, hop]
+        frames = blocks.view(n, length).unfold(-1, N_FFT, hop)        # [N, F, n_fft] view
+        est = torch.fft.rfft(frames * window, n=N_FFT, dim=-1)
+        # Projection onto the target magnitudes, in place: est becomes mag * est / |est|.
+        re_im = torch.view_as_real(est)
+        norm = torch.hypot(re_im[..., 0], re_im[..., 1]).clamp_min_(1e-8)
+        re_im.mul_((mag / norm).unsqueeze(-1))
+        spec = est
+    return to_audio_blocks(spec, inv_wsum).view(n, length)[:, :n_samples].contiguous()

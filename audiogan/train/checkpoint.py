@@ -8,6 +8,8 @@ A checkpoint is a directory:
   meta.json    versions, family, example_shape, data manifest hash, kind, note_scaling or
                normalisation, labels, step, critic_steps, metrics at that step
 Any defect (missing file, truncated, wrong family, pickle payload) is a one-line UserError.
+Loading reads a local path or a storage URI (file://, s3://, gs://: `audiogan sample` and
+`evaluate` take either); writing is local (Ray Train moves checkpoints to shared storage).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 from torch import nn
 
-from audiogan import __version__
+from audiogan import __version__, storage
 from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import Config
 from audiogan.errors import UserError
@@ -101,13 +104,47 @@ def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict
 
 
 def load_checkpoint(path: str, family: str | None = None) -> Loaded:
-    """Read and check a checkpoint directory; `family` (if given) must match."""
+    """Read and check a checkpoint directory (local path or storage URI); `family` (if given)
+    must match.
+
+    An object-store URI (s3://, gs://) is read by downloading the three files into a
+    temporary directory, removed again before this returns; the state is in memory then.
+    """
     path = str(path)
+    if storage.is_uri(path):
+        fs, inside = storage.resolve(path)
+        if not isinstance(fs, pafs.LocalFileSystem):
+            with tempfile.TemporaryDirectory(prefix="ag-ckpt-") as local:
+                _download(path, local)
+                return _load_local(local, family, shown=path)
+        return _load_local(inside, family, shown=path)  # file://: read in place
+    return _load_local(path, family, shown=path)
+
+
+def _download(uri: str, local: str) -> None:
+    """The checkpoint files at `uri` into the directory `local` (the same checks as local)."""
+    if not storage.is_dir(uri):
+        raise UserError(f"checkpoint '{uri}' is not a directory")
+    for name in (MODEL, CONFIG, META):
+        remote = storage.join(uri, name)
+        if not storage.exists(remote):
+            raise UserError(f"checkpoint '{uri}' has no {name}: not an audiogan checkpoint "
+                            "or incomplete")
+        try:
+            data = storage.read_bytes(remote)
+        except OSError as exc:
+            raise UserError(f"checkpoint '{uri}': cannot read {name}: {exc}") from exc
+        with open(os.path.join(local, name), "wb") as f:
+            f.write(data)
+
+
+def _load_local(path: str, family: str | None, shown: str) -> Loaded:
+    """`load_checkpoint` on a local directory; errors name the checkpoint as `shown`."""
     if not os.path.isdir(path):
-        raise UserError(f"checkpoint '{path}' is not a directory")
+        raise UserError(f"checkpoint '{shown}' is not a directory")
     for name in (MODEL, CONFIG, META):
         if not os.path.isfile(os.path.join(path, name)):
-            raise UserError(f"checkpoint '{path}' has no {name}: not an audiogan checkpoint "
+            raise UserError(f"checkpoint '{shown}' has no {name}: not an audiogan checkpoint "
                             "or incomplete")
     try:
         with open(os.path.join(path, CONFIG)) as f:
@@ -115,24 +152,24 @@ def load_checkpoint(path: str, family: str | None = None) -> Loaded:
         with open(os.path.join(path, META)) as f:
             meta = json.load(f)
     except (ValueError, OSError) as exc:
-        raise UserError(f"checkpoint '{path}': unreadable {CONFIG}/{META}: {exc}") from exc
+        raise UserError(f"checkpoint '{shown}': unreadable {CONFIG}/{META}: {exc}") from exc
     try:
         state = torch.load(os.path.join(path, MODEL), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain containers (no code runs).
-        raise UserError(f"checkpoint '{path}': {MODEL} holds objects other than weights; "
+        raise UserError(f"checkpoint '{shown}': {MODEL} holds objects other than weights; "
                         "refusing to load it") from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"checkpoint '{path}': {MODEL} is truncated or corrupt ({first})") from exc
+        raise UserError(f"checkpoint '{shown}': {MODEL} is truncated or corrupt ({first})") from exc
     if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
-        raise UserError(f"checkpoint '{path}': {MODEL} lacks the expected state "
+        raise UserError(f"checkpoint '{shown}': {MODEL} lacks the expected state "
                         f"({', '.join(STATE_KEYS)})")
     if meta.get("family") != cfg.model.family:
-        raise UserError(f"checkpoint '{path}': meta family '{meta.get('family')}' does not "
+        raise UserError(f"checkpoint '{shown}': meta family '{meta.get('family')}' does not "
                         f"match config family '{cfg.model.family}'")
     if family is not None and cfg.model.family != family:
-        raise UserError(f"checkpoint '{path}' is a {cfg.model.family} checkpoint, "
+        raise UserError(f"checkpoint '{shown}' is a {cfg.model.family} checkpoint, "
                         f"expected {family}")
     return Loaded(cfg=cfg, meta=meta, state=state)
 
@@ -175,7 +212,7 @@ def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, pa
 
 
 def load_generator(path: str, device: str = "cpu") -> tuple[nn.Module, Config, dict[str, Any]]:
-    """(generator in eval mode, cfg, meta) from a checkpoint directory."""
+    """(generator in eval mode, cfg, meta) from a checkpoint directory (path or URI)."""
     from audiogan.builders import build_generator
 
     loaded = load_checkpoint(path)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiogan.data import shards
+from audiogan.data import shards, spectro
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.latent import latents_for_seeds
 
@@ -66,10 +66,8 @@ class TensorBoard:
         for i, img in enumerate(x[:, 0]):
             # frames x bins -> bins (low at the bottom) x frames, in [0, 1]
             self.writer.add_image(f"spectrogram/{i}", ((img.T[::-1] + 1) / 2)[None].copy(), step)
-        from audiogan.render import griffin_lim  # the fast one, equal to data.spectro's
-
         logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
-        audio = griffin_lim(logmag, n_iter=self.griffin_lim_iters).numpy()
+        audio = spectro.griffin_lim(logmag, n_iter=self.griffin_lim_iters).numpy()
         for i, clip in enumerate(audio):
             peak = float(np.abs(clip).max()) or 1.0
             self.writer.add_audio(f"audio/{i}", torch.from_numpy(clip / peak)[None].float(), step,

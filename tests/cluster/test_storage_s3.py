@@ -7,6 +7,7 @@ by `shards.load_split`, and the CLI writing a preprocessed dataset into the buck
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -221,3 +222,61 @@ def test_preprocess_writes_into_the_bucket_and_load_split_reads_it(moto_endpoint
     listed = s3_client(moto_endpoint).list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     names = {o["Key"].removeprefix(prefix + "/") for o in listed["Contents"]}
     assert shards.MANIFEST in names and any(n.startswith("shards/") for n in names)
+
+
+@pytest.fixture(scope="module")
+def local_checkpoint(tmp_path_factory) -> str:
+    """A tiny SpectoGAN checkpoint on local disk (as tests/metrics/test_sample.py makes one)."""
+    import torch
+
+    from audiogan.config import resolve
+    from audiogan.models import build_critic, build_generator
+    from audiogan.train.checkpoint import build_meta, save_checkpoint
+    from tests.fixtures import make_dataset
+
+    root = tmp_path_factory.mktemp("ckpt")
+    data = make_dataset(root / "data", "spectrogram", n_train=8)
+    manifest = shards.read_manifest(data)
+    cfg = resolve("spectogan-cpu", {"model.d": 2})
+    torch.manual_seed(0)
+    g, c = build_generator(cfg, manifest["example_shape"]), build_critic(cfg, manifest["example_shape"])
+    state = {"generator": g.state_dict(), "critic": c.state_dict(), "opt_generator": {},
+             "opt_critic": {}, "step": 3, "critic_steps": 15}
+    meta = build_meta(cfg, manifest, shards.manifest_hash(manifest), 3, 15, {})
+    return save_checkpoint(str(root / "checkpoint"), state=state, cfg=cfg, meta=meta)
+
+
+def test_sample_reads_a_checkpoint_uri(base, local_checkpoint, tmp_path, monkeypatch):
+    import tempfile
+
+    from audiogan import cli
+    from audiogan.errors import UserError
+    from audiogan.train import checkpoint as ckpt
+
+    uri = storage.join(base, "run", "checkpoint")
+    for name in (ckpt.MODEL, ckpt.CONFIG, ckpt.META):
+        with open(os.path.join(local_checkpoint, name), "rb") as f:
+            storage.write_bytes_atomic(storage.join(uri, name), f.read())
+    scratch = tmp_path / "tmp"   # where a download may go: must be empty again afterwards
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    want, got = tmp_path / "want", tmp_path / "got"
+    assert cli.main(["sample", local_checkpoint, "--out", str(want), "--n", "2"]) == 0
+    assert cli.main(["sample", uri, "--out", str(got), "--n", "2"]) == 0
+    for name in ("seed_0000.wav", "seed_0001.wav"):
+        assert (got / name).read_bytes() == (want / name).read_bytes()
+    assert json.load(open(got / "samples.json"))["checkpoint"] == uri
+    loaded = ckpt.load_checkpoint(uri, family="spectogan")
+    assert loaded.meta["step"] == 3 and loaded.state["critic_steps"] == 15
+    assert list(scratch.iterdir()) == []
+
+    # A defect behind a URI is the same one-line error, and the download is still removed.
+    broken = storage.join(base, "broken", "checkpoint")
+    storage.write_bytes_atomic(storage.join(broken, ckpt.CONFIG),
+                               open(os.path.join(local_checkpoint, ckpt.CONFIG), "rb").read())
+    with pytest.raises(UserError, match="has no model.pt"):
+        ckpt.load_checkpoint(broken)
+    with pytest.raises(UserError, match="not a directory"):
+        ckpt.load_generator(storage.join(base, "nothing", "checkpoint"))
+    assert list(scratch.iterdir()) == []

@@ -12,6 +12,7 @@ def test_quick_bench_three_modes_identical(ray_cluster, tmp_path):
     path = bench_pre.run(argparse.Namespace(out=str(tmp_path), quick=True, source=None))
     result = json.load(open(path))
     assert set(result["datasets"]) == {"quick-midi", "quick-wav"}
+    assert result["targets"] == bench_pre.TARGETS   # the results table reads them from here
     for d in result["datasets"].values():
         assert d["outputs_identical"] and set(d["files_per_s"]) == {"loop", "pool2", "ray_data"}
         assert d["preprocess_memory"]["x4"]["files"] == 4 * d["files"]

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audiogan import cli
-from audiogan.data import perfile, preprocess, shards
+from audiogan.data import perfile, preprocess, shards, sources
 from audiogan.errors import UserError
 from data_fixtures import bad_inputs, piano_midi, tone, write_midi, write_wav
 
@@ -52,14 +52,20 @@ def test_wav_dir_table_rows(ray_cluster, tmp_path):
     m = preprocess.run("wav-dir", str(src), str(tmp_path / "out"), SPEC)
     rejects = [json.loads(line) for line in open(tmp_path / "out" / "rejects.jsonl")]
     assert {r["path"]: r["reason"] for r in rejects} == expected_rejects
-    assert m["counts"] == {"train": 5, "validation": 0, "test": 0}
+    # 15 paths (no speaker ids): split by sha1 of the path; of the good files two/e.wav is
+    # in test (tests/data/test_sources.py checks the rule itself).
+    assert m["counts"] == {"train": 4, "validation": 0, "test": 1}
+    assert m["files"] == {"train": 4, "validation": 0, "test": 1}
+    assert m["split_rule"] == {"rule": sources.HASH_SPLIT_RULE, "groups": 15,
+                               "counts": {"train": 10, "validation": 2, "test": 3}}
     assert m["labels"] == ["one", "two"]
     assert m["repaired"] == {"converted_float": 1, "converted_pcm_24": 1, "mixed_to_mono": 1,
                              "padded": 4, "resampled": 1, "trimmed": 1}
     assert m["rejected"]["unreadable"] == 4 and sum(m["rejected"].values()) == len(rejects)
     assert len(m["normalisation"]["mean"]) == 128
     ex = shards.load_split(str(tmp_path / "out"), "train")
-    assert ex.x.shape == (5, 1, 128, 128) and ex.keys[0] == "one/a.wav#0"
+    assert ex.x.shape == (4, 1, 128, 128) and ex.keys[0] == "one/a.wav#0"
+    assert shards.load_split(str(tmp_path / "out"), "test").keys == ["two/e.wav#0"]
     raw = shards.load_split(str(tmp_path / "out"), "train", scaled=False).x
     mean = raw.reshape(-1, 128).astype(np.float64).mean(0)
     np.testing.assert_allclose(m["normalisation"]["mean"], mean, rtol=1e-4, atol=1e-4)
@@ -70,10 +76,14 @@ def test_killed_run_then_rerun_identical_and_refusals(ray_cluster, midi_source, 
     monkeypatch.setattr(preprocess, "SHARD_BYTES", 2000)  # several shards
     full = tmp_path / "full"
     m = preprocess.run("midi-dir", str(midi_source), str(full), NOTES)
-    # 6 good files of 20..45 notes (file 3: two merged tracks), windows of 8 with hop 4
+    # 6 good files of 20..45 notes (file 3: two merged tracks), windows of 8 with hop 4 in
+    # train, hop 8 elsewhere; by the path hash p3 and p5 are in validation
     n_notes = [(20 + 5 * i) * (2 if i == 3 else 1) for i in range(6)]
-    assert m["counts"]["train"] == sum((n - 8) // 4 + 1 for n in n_notes)
-    assert m["files"]["train"] == 6 and m["repaired"] == {"merged_tracks": 1}
+    assert m["counts"]["train"] == sum((n_notes[i] - 8) // 4 + 1 for i in (0, 1, 2, 4))
+    assert m["counts"]["validation"] == sum((n_notes[i] - 8) // 8 + 1 for i in (3, 5))
+    assert m["files"] == {"train": 4, "validation": 2, "test": 0}
+    assert m["split_rule"]["rule"] == sources.HASH_SPLIT_RULE
+    assert m["repaired"] == {"merged_tracks": 1}
     assert m["rejected"]["too_short"] == 1 and m["note_scaling"]["pitch_center"] == 64.5
     assert len(shards.shard_files(str(full))) > 1
     # a run killed mid-way: some shards, a temp file, no rejects, no manifest

@@ -97,3 +97,64 @@ def test_wav_dir_labels_and_midi_dir(tmp_path):
     assert got == {"dog/a.wav": "dog", "cat/sub/b.wav": "sub", "c.wav": ""}
     assert [i["key"] for i in sources.list_items("midi-dir", str(tmp_path))] == ["d/y.midi",
                                                                                  "x.mid"]
+
+
+def _which_set(name):
+    """Speech Commands' which_set percentages, written out independently."""
+    import hashlib
+
+    h = int(hashlib.sha1(name.encode()).hexdigest(), 16)
+    pct = (h % 2 ** 27) * (100.0 / (2 ** 27 - 1))
+    return "validation" if pct < 10 else "test" if pct < 20 else "train"
+
+
+@pytest.mark.parametrize("kind, ext", [("midi-dir", ".mid"), ("wav-dir", ".wav")])
+def test_dir_sources_split_80_10_10_by_path_hash(tmp_path, kind, ext):
+    names = [f"{folder}/piece {i:03d}{ext}" for folder in ("a", "b/c") for i in range(200)]
+    touch(tmp_path, *names)
+    items = sources.list_items(kind, str(tmp_path))
+    assert items == sources.list_items(kind, str(tmp_path))          # deterministic
+    got = {i["key"]: i["split"] for i in items}
+    assert got == {n: _which_set(n) for n in names}                  # sha1 of the relative path
+    share = collections.Counter(got.values())
+    assert 20 <= share["validation"] <= 60 and 20 <= share["test"] <= 60   # 10% of 400 = 40
+    assert share["train"] == 400 - share["validation"] - share["test"]
+    rule = sources.split_rule(kind, items)
+    assert rule["rule"] == sources.HASH_SPLIT_RULE and rule["groups"] == 400
+    assert rule["counts"] == {s: share[s] for s in ("train", "validation", "test")}
+
+
+def test_dir_sources_keep_a_speaker_in_one_split(tmp_path):
+    # FSDD names (DIGIT_SPEAKER_TAKE) and Speech Commands names (SPEAKER_nohash_N, one
+    # speaker in several word folders; WaveGAN's Label_SPEAKER_nohash_N too).
+    fsdd = [f"{d}/{d}_spk{s:02d}_{t}.wav" for s in range(40) for d in (1, 7) for t in range(5)]
+    sc = [f"{w}/{s:08x}_nohash_{n}.wav" for s in range(0, 400, 7) for w in ("five", "six")
+          for n in range(2)] + [f"extra/Five_{s:08x}_nohash_9.wav" for s in range(0, 400, 7)]
+    touch(tmp_path, *fsdd, *sc)
+    items = sources.list_items("wav-dir", str(tmp_path))
+    split_of: dict[str, set] = collections.defaultdict(set)
+    for it in items:
+        kind, speaker = sources.split_group(it["key"])
+        assert kind == "speaker"
+        split_of[speaker].add(it["split"])
+    assert len(split_of) == 40 + len(range(0, 400, 7))
+    assert all(len(s) == 1 for s in split_of.values())              # one split per speaker
+    assert {next(iter(s)) for s in split_of.values()} == {"train", "validation", "test"}
+    got = {i["key"]: i["split"] for i in items}
+    assert got["1/1_spk03_0.wav"] == _which_set("spk03")
+    # A Speech Commands clip lands where Speech Commands' own hash puts its speaker.
+    assert got["six/0000001c_nohash_1.wav"] == sources.speech_commands_split("0000001c_nohash_1.wav")
+    assert got["extra/Five_0000001c_nohash_9.wav"] == got["five/0000001c_nohash_0.wav"]
+    rule = sources.split_rule("wav-dir", items)
+    assert rule["groups"] == len(split_of) and sum(rule["counts"].values()) == len(items)
+
+
+def test_dir_sources_too_few_groups_stay_in_train(tmp_path):
+    touch(tmp_path, *[f"x/{i}_alice_{t}.wav" for i in range(3) for t in range(5)],
+          *[f"y/clip{i}.wav" for i in range(8)])                      # 1 speaker + 8 paths
+    items = sources.list_items("wav-dir", str(tmp_path))
+    assert {i["split"] for i in items} == {"train"}
+    rule = sources.split_rule("wav-dir", items)
+    assert rule == {"rule": sources.SMALL_SPLIT_RULE, "groups": 9,
+                    "counts": {"train": 23, "validation": 0, "test": 0}}
+    assert sources.split_rule("fsdd", items) is None                  # fsdd splits by take

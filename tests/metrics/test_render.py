@@ -14,18 +14,35 @@ from audiogan.data import spectro
 from audiogan.data.notes import notes_to_midi
 
 
-def test_fast_griffin_lim_equals_reference():
-    torch.manual_seed(0)
-    audio = torch.randn(3, 16384) * torch.linspace(0, 1, 16384)
-    logmag = spectro.log_magnitude(audio)
-    ref = spectro.griffin_lim(logmag, n_iter=4)
-    fast = render.griffin_lim(logmag, n_iter=4)
-    assert fast.shape == ref.shape == (3, 16384) and fast.dtype == torch.float32
-    assert float((fast - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
-    # More iterations bring the magnitudes closer to the target (Griffin-Lim converges).
-    err = [float((spectro.log_magnitude(render.griffin_lim(logmag, n_iter=k)).exp()
-                  - logmag.exp()).abs().mean()) for k in (1, 8)]
-    assert err[1] < err[0]
+def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, tmp_path):
+    """One Griffin-Lim (`spectro.griffin_lim`, compared with a plain reference in
+    tests/data/test_spectro.py) behind `audiogan sample` and the TensorBoard audio."""
+    from audiogan.config import resolve
+    from audiogan.models import build_generator
+    from audiogan.train.tb import TensorBoard
+
+    assert not hasattr(render, "griffin_lim")
+    calls = []
+    one = spectro.griffin_lim
+
+    def spy(logmag, n_iter=16, **kw):
+        calls.append((tuple(logmag.shape), n_iter))
+        return one(logmag, n_iter=n_iter, **kw)
+
+    monkeypatch.setattr(spectro, "griffin_lim", spy)
+    logmag = spectro.log_magnitude(torch.randn(2, 16384))
+    audio = render.spectrograms_to_audio(logmag.numpy(), n_iter=3)
+    assert audio.shape == (2, 16384) and calls == [((2, 128, 128), 3)]
+
+    cfg = resolve("spectogan-cpu", ["model.d=1", "data.griffin_lim_iters=2"])
+    manifest = {"kind": "spectrogram", "example_shape": [128, 128],
+                "normalisation": {"mean": [-4.0] * 128, "std": [2.0] * 128, "clip_std": 3.0}}
+    board = TensorBoard(str(tmp_path / "tb"), cfg, manifest)
+    try:
+        board.media(build_generator(cfg, [128, 128]), step=1)
+    finally:
+        board.close()
+    assert calls[1:] == [((4, 128, 128), 2)]
 
 
 def test_render_backends_label_their_audio():
@@ -49,6 +66,19 @@ def test_bench_sample_quick(tmp_path):
     assert result["spectogan"]["cpu_time_1_thread"]["generator_gflop_per_batch"] == pytest.approx(
         4 * sample.spec_generator_flops(4) / 1e9)
     assert result["pianogan"]["best_backend"] in result["pianogan"]["backends"]
+    assert result["spectogan"]["wall_clock"]["targets"] == sample.TARGETS
+    # librosa's Griffin-Lim timed beside ours on the same clips, with the settings recorded.
+    for block in result["spectogan"].values():
+        ref = block["griffin_lim_reference"]
+        assert ref["implementation"] == "librosa.griffinlim"
+        assert ref["settings"]["n_iter"] == block["griffin_lim_iters"] == 2
+        assert ref["settings"]["momentum"] == 0.0 and ref["settings"]["init"] is None
+        assert ref["clips"] == block["batch"]
+        assert min(ref["librosa_s_per_batch"]) > 0 and min(ref["audiogan_s_per_batch"]) > 0
+        assert ref["librosa_time_over_audiogan"] == pytest.approx(
+            min(ref["librosa_s_per_batch"]) / min(ref["audiogan_s_per_batch"]), rel=0.02)
+        conv = ref["spectral_convergence"]
+        assert 0 < conv["audiogan"] < 1 and 0 < conv["librosa"] < 1
 
 
 def test_spec_generator_flop_count_matches_hand_count():

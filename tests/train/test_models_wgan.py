@@ -24,19 +24,119 @@ def test_output_shapes_all_presets(preset):
     assert d(out).shape == (3,)
 
 
-def test_real_preset_parameter_counts_follow_the_architecture():
-    # PianoGAN generator at width d: dense 100 -> 32d, three ConvT1d k25 (8d->4d->2d->3).
-    def piano_g(d):
-        return (100 * 32 * d + 32 * d) + (8 * d * 4 * d * 25 + 4 * d) + \
-            (4 * d * 2 * d * 25 + 2 * d) + (2 * d * 3 * 25 + 3)
-    for preset in PRESETS:
+# Closed-form parameter counts from the architecture in audiogan/models.py's docstring
+# (every layer has a bias): a conv or dense layer a -> b with kernel k has a*b*k + b.
+def _layer(a, b, k=1):
+    return a * b * k + b
+
+
+def piano_generator_params(d, latent=100):
+    # dense z -> [8d, 4], three ConvT1d k25: 8d -> 4d -> 2d -> 3
+    return _layer(latent, 8 * d * 4) + _layer(8 * d, 4 * d, 25) + _layer(4 * d, 2 * d, 25) + \
+        _layer(2 * d, 3, 25)
+
+
+def piano_critic_params(d):
+    # Conv1d k25: 3 -> 2d -> 4d -> 8d (length 4), dense 8d*4 -> 1
+    return _layer(3, 2 * d, 25) + _layer(2 * d, 4 * d, 25) + _layer(4 * d, 8 * d, 25) + \
+        _layer(8 * d * 4, 1)
+
+
+def spec_generator_params(d, latent=100):
+    # dense z -> [16d, 4, 4], five ConvT2d 5x5: 16d -> 8d -> 4d -> 2d -> d -> 1
+    widths = [16 * d, 8 * d, 4 * d, 2 * d, d, 1]
+    return _layer(latent, 16 * d * 4 * 4) + sum(_layer(a, b, 25) for a, b in zip(widths, widths[1:]))
+
+
+def spec_critic_params(d):
+    # Conv2d 5x5: 1 -> d -> 2d -> 4d -> 8d -> 16d (4x4), dense 16d*4*4 -> 1
+    widths = [1, d, 2 * d, 4 * d, 8 * d, 16 * d]
+    return sum(_layer(a, b, 25) for a, b in zip(widths, widths[1:])) + _layer(16 * d * 4 * 4, 1)
+
+
+CLOSED_FORM = {"pianogan": (piano_generator_params, piano_critic_params),
+               "spectogan": (spec_generator_params, spec_critic_params)}
+# README.md's table (preset: d, generator params, critic params).
+README_COUNTS = {"pianogan": (64, 4_312_835, 4_108_545), "spectogan": (64, 19_065_345, 17_427_969),
+                 "pianogan-cpu": (8, 91_107, 65_569), "spectogan-cpu": (4, 171_585, 69_249)}
+
+
+@pytest.mark.parametrize("family", ["pianogan", "spectogan"])
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
+def test_parameter_counts_equal_the_closed_form(family, d):
+    cfg = resolve(family, [f"model.d={d}"])
+    shape = example_shape_for(family)
+    want_g, want_d = CLOSED_FORM[family]
+    assert count_params(build_generator(cfg, shape)) == want_g(d)
+    assert count_params(build_critic(cfg, shape)) == want_d(d)
+
+
+def test_preset_parameter_counts_match_the_closed_form_and_readme():
+    import os
+    import re
+
+    assert set(README_COUNTS) == set(PRESETS)
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    for preset, (d, n_g, n_d) in README_COUNTS.items():
         cfg = resolve(preset)
         shape = example_shape_for(cfg.model.family)
-        n_g = count_params(build_generator(cfg, shape))
-        n_d = count_params(build_critic(cfg, shape))
-        assert n_g > 0 and n_d > 0
-        if cfg.model.family == "pianogan":
-            assert n_g == piano_g(cfg.model.d)
+        want_g, want_d = CLOSED_FORM[cfg.model.family]
+        assert cfg.model.d == d
+        assert (want_g(d), want_d(d)) == (n_g, n_d)
+        assert count_params(build_generator(cfg, shape)) == n_g
+        assert count_params(build_critic(cfg, shape)) == n_d
+        row = re.search(rf"^\| `{re.escape(preset)}` \| (\d+) \| \d+ \| ([\d,]+) \| ([\d,]+) \|$",
+                        readme, re.M)
+        assert row, f"README.md has no parameter-count row for {preset}"
+        assert (int(row[1]), int(row[2].replace(",", "")), int(row[3].replace(",", ""))) == \
+            (d, n_g, n_d)
+
+
+def _documented_layers(line_start: str) -> list[tuple[str, int]]:
+    """("4d", 16) pairs for `width (length)` in models.py's docstring line starting so."""
+    import re
+
+    import audiogan.models as models
+
+    line = next(ln for ln in models.__doc__.splitlines() if ln.strip().startswith(line_start))
+    return [(w, int(n)) for w, n in re.findall(r"(\d*d|\d+) \((\d+)\)", line)]
+
+
+def _output_shapes(convs, run) -> list[tuple[int, ...]]:
+    shapes = []
+    hooks = [c.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+             for c in convs]
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def test_models_docstring_lengths_match_a_forward_pass():
+    d = 3
+    cfg = resolve("pianogan-cpu", [f"model.d={d}"])
+    g, c = build_generator(cfg, [256, 3]), build_critic(cfg, [256, 3]).eval()
+
+    def width(w):
+        return d * int(w[:-1] or 1) if w.endswith("d") else int(w)
+
+    got_g = _output_shapes(g.up, lambda: g(torch.zeros(2, 100)))
+    got_c = _output_shapes(c.convs, lambda: c(torch.zeros(2, 3, 256)))
+    doc_g, doc_c = _documented_layers("generator  z[100] -> dense -> [8d, 4]"), \
+        _documented_layers("critic     [3, 256]")
+    assert len(doc_g) == len(got_g) == 3 and len(doc_c) == len(got_c) == 3
+    assert [(width(w), n) for w, n in doc_g] == got_g
+    assert [(width(w), n) for w, n in doc_c] == got_c
+    # SpectoGAN: the critic ends at 16d (4x4), the generator at [1, 128, 128].
+    import audiogan.models as models
+
+    assert "1->d->2d->4d->8d->16d (4x4)" in models.__doc__ and "[1, 128, 128]" in models.__doc__
+    cfg = resolve("spectogan-cpu", [f"model.d={d}"])
+    g, c = build_generator(cfg, [128, 128]), build_critic(cfg, [128, 128])
+    assert _output_shapes(c.convs, lambda: c(torch.zeros(1, 1, 128, 128)))[-1] == (16 * d, 4, 4)
+    assert _output_shapes(g.up, lambda: g(torch.zeros(1, 100)))[-1] == (1, 128, 128)
 
 
 def test_shape_from_manifest_is_checked():
@@ -73,16 +173,81 @@ class Linear(nn.Module):
         return x.flatten(1) @ self.w
 
 
-def test_gradient_penalty_equals_analytic_value_for_linear_critic():
+class Fixed(nn.Module):
+    """A 'generator' that ignores z and returns the given fakes (known inputs to the critic)."""
+
+    def __init__(self, fake):
+        super().__init__()
+        self.fake = fake
+
+    def forward(self, z):
+        return self.fake
+
+
+def test_critic_step_gp_and_its_gradient_equal_the_analytic_values():
+    # D(x) = w.x: grad_x D = w everywhere, so every interpolate's norm is ||w|| and
+    # loss/gp = (||w|| - 1)^2. One SGD step (lr 1) moves w by the analytic gradient of
+    # -wdist + gp_weight * gp, which only holds if the penalty stays differentiable
+    # (create_graph) inside the one backward critic_step runs.
     torch.manual_seed(0)
     w = torch.randn(3 * 16)
     critic = Linear(w.clone())
     real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
-    gp = wgan.gradient_penalty(critic, real, fake)
-    expected = (w.norm() - 1) ** 2   # grad of w.x is w everywhere
-    assert torch.allclose(gp, expected, rtol=1e-5)
-    gp.backward()   # differentiable w.r.t. the critic: d/dw (||w||-1)^2 = 2(||w||-1) w/||w||
-    assert torch.allclose(critic.w.grad, 2 * (w.norm() - 1) * w / w.norm(), rtol=1e-4)
+    opt = torch.optim.SGD(critic.parameters(), lr=1.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), 10.0)
+    assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
+    mean_diff = (real - fake).flatten(1).mean(0)
+    assert out["loss/wdist"] == pytest.approx(float(w @ mean_diff), rel=1e-5, abs=1e-6)
+    grad = -mean_diff + 10.0 * 2 * (w.norm() - 1) * w / w.norm()
+    assert torch.allclose(critic.w.detach(), w - grad, rtol=1e-4, atol=1e-5)
+
+
+def test_critic_step_runs_the_one_gradient_norm(monkeypatch):
+    calls = []
+    real_fn = wgan.gradient_norm
+
+    def spy(scores, inputs):
+        calls.append(scores.shape[0])
+        return real_fn(scores, inputs)
+
+    monkeypatch.setattr(wgan, "gradient_norm", spy)
+    critic = Linear(torch.randn(3 * 16))
+    opt = torch.optim.SGD(critic.parameters(), lr=0.0)
+    wgan.critic_step(critic, Fixed(torch.randn(4, 3, 16)), opt, torch.randn(4, 3, 16),
+                     torch.zeros(4, 100), 10.0)
+    assert calls == [4]   # once, on the interpolates' scores only
+    assert not hasattr(wgan, "gradient_penalty") and not hasattr(wgan, "penalty_from_scores")
+
+
+class Quadratic(nn.Module):
+    """D(x) = a/2 ||x||^2: grad_x D = a x, a different known norm per example."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(float(a)))
+
+    def forward(self, x):
+        return 0.5 * self.a * x.flatten(1).pow(2).sum(1)
+
+
+def test_gradient_norm_per_example_differentiable_and_fp32_under_autocast():
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 8, 8).requires_grad_(True)
+    critic = Quadratic(0.5)
+    norm = wgan.gradient_norm(critic(x), x)
+    assert norm.shape == (6,) and norm.dtype == torch.float32
+    assert torch.allclose(norm, 0.5 * x.detach().flatten(1).norm(dim=1), rtol=1e-5)
+    # d/da of sum(norm) = sum ||x|| (the graph reaches the critic's parameters: R1 needs it)
+    norm.sum().backward()
+    assert critic.a.grad == pytest.approx(float(x.detach().flatten(1).norm(dim=1).sum()), rel=1e-5)
+    # Under bf16 autocast the critic runs in bf16, the norm is still returned in fp32.
+    lin = Linear(torch.randn(64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = lin(x)
+        assert scores.dtype == torch.bfloat16
+        norm16 = wgan.gradient_norm(scores, x)
+    assert norm16.dtype == torch.float32
+    assert torch.allclose(norm16, lin.w.detach().norm().expand(6), rtol=2e-2)
 
 
 def test_critic_step_penalty_matches_and_steps_return_floats():
