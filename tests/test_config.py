@@ -115,3 +115,66 @@ def test_hash_changes_with_config():
     a = preset("pianogan")
     assert a.hash() == preset("pianogan").hash()
     assert a.hash() != a.override(["optim.lr_g=2e-4"]).hash()
+
+
+def _version_1(cfg: Config) -> dict:
+    """`cfg` as a config file written before schema 2 (no schema_version, the fixed
+    spectrogram fields present, objective_mode spelled out)."""
+    from audiogan.config import FIXED_SPECTROGRAM
+
+    old = cfg.to_dict()
+    del old["schema_version"]
+    old["data"].update(FIXED_SPECTROGRAM)
+    old["train"]["objective_mode"] = "min"
+    return old
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_version_1_configs_still_load(name):
+    cfg = resolve(name, ["optim.lr_g=2e-4"])
+    loaded = Config.from_dict(_version_1(cfg))
+    assert loaded.override({"train.objective_mode": ""}) == cfg
+    assert loaded.objective_mode == cfg.objective_mode == "min"
+    assert Config.from_dict(cfg.to_dict())  # and the current version round-trips (above)
+
+
+def test_committed_version_1_files_load():
+    import glob
+    import os
+
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = glob.glob(os.path.join(root, "results", "**", "*config.yaml"), recursive=True)
+    assert paths
+    for path in paths:
+        with open(path) as f:
+            Config.from_dict(yaml.safe_load(f)).validate()
+
+
+def test_fixed_spectrogram_keys_are_one_line_errors():
+    with pytest.raises(UserError, match=r"data.n_fft' is fixed \(256\).*hop = n_fft / 2"):
+        resolve("spectogan-cpu", ["data.n_fft=512"])
+    old = _version_1(preset("spectogan"))
+    old["data"]["hop_length"] = 64
+    with pytest.raises(UserError, match="data.hop_length=64"):
+        Config.from_dict(old)
+    with pytest.raises(UserError, match="schema_version 7"):
+        Config.from_dict({**preset("spectogan").to_dict(), "schema_version": 7})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.objective=eval/ndbb"], "unknown metric 'eval/ndbb'"),
+    (["train.objective=eval/is"], "'eval/is' is a spectogan metric, not one of pianogan"),
+    (["train.objective=eval/note_overlap", "train.objective_mode=min"],
+     "better when higher \\(mode max\\), not mode min"),
+    (["train.objective=loss/critic"], "unknown metric 'loss/critic'"),
+])
+def test_objective_is_checked_against_the_registry(overrides, message):
+    with pytest.raises(UserError, match=message):
+        resolve("pianogan-cpu", overrides)
+
+
+def test_objective_mode_follows_the_metric():
+    assert resolve("pianogan-cpu", ["train.objective=eval/note_overlap"]).objective_mode == "max"
+    assert resolve("spectogan-cpu", ["train.objective=eval/is"]).objective_mode == "max"
