@@ -21,6 +21,7 @@ import yaml
 
 from audiogan import storage
 from audiogan.errors import UserError
+from audiogan.metrics.registry import check_objective
 from audiogan.sweep.keys import CRITIC_STEPS, LEADERBOARD, SPEC_FILE, STUDY_FILE
 from audiogan.sweep.results import (TrialSummary, leaderboard, load_trials, stopped_early,
                                     write_leaderboard)
@@ -182,8 +183,8 @@ def cli_main(args: argparse.Namespace) -> int:
     resolved_doc = _sweep_spec(sweep)
     resolved = resolved_doc.pop("resolved", {}) if resolved_doc else {}
     metric = args.metric or resolved_doc.get("metric") or "eval/ndb"
-    mode = args.mode or (resolved_doc.get("mode") if not args.metric else None) or (
-        "max" if metric in ("eval/is", "eval/note_overlap") else "min")
+    # The registry says which way is better; a --mode against it is a one-line error.
+    mode = check_objective(metric, args.mode or "", where="--metric")
     trials = load_trials(sweep, metric, mode)
     best = pick_best(trials, mode)
     out = args.out
