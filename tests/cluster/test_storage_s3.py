@@ -230,7 +230,7 @@ def local_checkpoint(tmp_path_factory) -> str:
     import torch
 
     from audiogan.config import resolve
-    from audiogan.models import build_critic, build_generator
+    from audiogan.builders import build_critic, build_generator
     from audiogan.train.checkpoint import build_meta, save_checkpoint
     from tests.fixtures import make_dataset
 

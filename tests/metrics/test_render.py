@@ -18,7 +18,7 @@ def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, t
     """One Griffin-Lim (`spectro.griffin_lim`, compared with a plain reference in
     tests/data/test_spectro.py) behind `audiogan sample` and the TensorBoard audio."""
     from audiogan.config import resolve
-    from audiogan.models import build_generator
+    from audiogan.builders import build_generator
     from audiogan.train.tb import TensorBoard
 
     assert not hasattr(render, "griffin_lim")
