@@ -40,6 +40,7 @@ MODEL = "model.pt"
 CONFIG = "config.json"
 META = "meta.json"
 STATE_KEYS = TrainState.KEYS
+REQUIRED_KEYS = tuple(k for k in STATE_KEYS if k not in TrainState.OPTIONAL)
 
 
 @dataclass
@@ -162,9 +163,9 @@ def _load_local(path: str, family: str | None, shown: str) -> Loaded:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"checkpoint '{shown}': {MODEL} is truncated or corrupt ({first})") from exc
-    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise UserError(f"checkpoint '{shown}': {MODEL} lacks the expected state "
-                        f"({', '.join(STATE_KEYS)})")
+                        f"({', '.join(REQUIRED_KEYS)})")
     if meta.get("family") != cfg.model.family:
         raise UserError(f"checkpoint '{shown}': meta family '{meta.get('family')}' does not "
                         f"match config family '{cfg.model.family}'")

@@ -101,6 +101,7 @@ class TrainState:
 
     KEYS = ("generator", "critic", "opt_generator", "opt_critic", "step", "critic_steps",
             "rng")
+    OPTIONAL = ("rng",)  # a checkpoint without it still samples, and resumes reseeded
 
     def __init__(self, generator: nn.Module, critic: nn.Module,
                  opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
@@ -127,7 +128,7 @@ class TrainState:
         self.opt_critic.load_state_dict(state["opt_critic"])
         self.step, self.critic_steps = int(state["step"]), int(state["critic_steps"])
         rng = state.get("rng")
-        if isinstance(rng, list) and len(rng) == world_size:
+        if isinstance(rng, list) and rng and len(rng) == world_size:
             try:
                 self.random.load_state_dict(rng[rank])
                 return

@@ -18,7 +18,7 @@ def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, t
     """One Griffin-Lim (`spectro.griffin_lim`, compared with a plain reference in
     tests/data/test_spectro.py) behind `audiogan sample` and the TensorBoard audio."""
     from audiogan.config import resolve
-    from audiogan.builders import build_generator
+    from audiogan.builders import build_generator, build_tensorboard
     from audiogan.train.tb import TensorBoard
 
     assert not hasattr(render, "griffin_lim")
@@ -37,7 +37,7 @@ def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, t
     cfg = resolve("spectogan-cpu", ["model.d=1", "data.griffin_lim_iters=2"])
     manifest = {"kind": "spectrogram", "example_shape": [128, 128],
                 "normalisation": {"mean": [-4.0] * 128, "std": [2.0] * 128, "clip_std": 3.0}}
-    board = TensorBoard(str(tmp_path / "tb"), cfg, manifest)
+    board = build_tensorboard(cfg, str(tmp_path / "tb"), manifest)
     try:
         board.media(build_generator(cfg, [128, 128]), step=1)
     finally:

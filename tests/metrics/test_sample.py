@@ -25,7 +25,7 @@ def _checkpoint(path: str, preset: str, data: str) -> str:
     torch.manual_seed(0)
     g, c = build_generator(cfg, manifest["example_shape"]), build_critic(cfg, manifest["example_shape"])
     state = {"generator": g.state_dict(), "critic": c.state_dict(), "opt_generator": {},
-             "opt_critic": {}, "step": 0, "critic_steps": 0, "rng": []}
+             "opt_critic": {}, "step": 0, "critic_steps": 0}
     meta = build_meta(cfg, manifest, shards.manifest_hash(manifest), 0, 0, {})
     return save_checkpoint(path, state=state, cfg=cfg, meta=meta)
 
