@@ -105,7 +105,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     tb = builders.build_tensorboard(cfg, session.log_dir, manifest) \
         if rank == 0 and session.log_dir else None
     tmp_root = tempfile.mkdtemp(prefix="audiogan-ckpt-") if rank == 0 else None
-    total, ckpt_every, report_every = cfg.train.total_steps, cfg.ckpt_every, cfg.train.report_every
+    total, ckpt_every = cfg.train.total_steps, cfg.ckpt_every
+    report_due = ReportSchedule(cfg.train.report_every, cfg.train.report_every_s, rank)
     sums = dict.fromkeys(LOSS_KEYS, 0.0)
     n_since, t_since = 0, 0.0
     t_start = time.perf_counter()
@@ -120,7 +121,9 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             step = state.step
             hooks.after_step(step, rank, world)
             hooks.corrupt_losses(losses, step, rank)
-            values = _all_mean([losses[k] for k in LOSS_KEYS], world)
+            # One all-reduce per step carries the losses and rank 0's "report now" vote.
+            *values, vote = _all_mean([*(losses[k] for k in LOSS_KEYS), report_due.vote(step)],
+                                      world)
             if not all(math.isfinite(v) for v in values):
                 terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(LOSS_KEYS, values))
                 raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; lower "
@@ -130,8 +133,9 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             n_since += 1
             t_since += time.perf_counter() - t0
             is_ckpt = step % ckpt_every == 0 or step == total
-            if not (is_ckpt or step % report_every == 0):
+            if not (is_ckpt or vote > 0):
                 continue
+            report_due.reported()
             metrics: dict[str, Any] = {k: sums[k] / n_since for k in LOSS_KEYS}
             metrics.update({"time/step_s": t_since / n_since, "progress/step": step,
                             "progress/critic_steps": state.critic_steps,
@@ -168,6 +172,24 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             tb.close()
         if tmp_root:
             shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+class ReportSchedule:
+    """When to report: every `every` steps, or (every = 0) every `every_s` seconds of wall
+    time as rank 0 sees it. Only rank 0 votes; the per-step all-reduce gives every rank the
+    same decision, so all ranks call `session.report` at the same steps."""
+
+    def __init__(self, every: int, every_s: float, rank: int) -> None:
+        self.every, self.every_s, self.rank = every, every_s, rank
+        self.last = time.perf_counter()
+
+    def vote(self, step: int) -> float:
+        if self.every:
+            return float(step % self.every == 0)
+        return float(self.rank == 0 and time.perf_counter() - self.last >= self.every_s)
+
+    def reported(self) -> None:
+        self.last = time.perf_counter()
 
 
 def _peak_rss_mb() -> float:
