@@ -164,6 +164,9 @@ def test_phase_shuffle_shifts_at_most_n_and_keeps_length():
     assert torch.equal(ps.eval()(x), x)
 
 
+GP10 = wgan.LossSpec(kind="wgan-gp", gp_weight=10.0)
+
+
 class Linear(nn.Module):
     def __init__(self, w):
         super().__init__()
@@ -194,7 +197,7 @@ def test_critic_step_gp_and_its_gradient_equal_the_analytic_values():
     critic = Linear(w.clone())
     real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
     opt = torch.optim.SGD(critic.parameters(), lr=1.0)
-    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), 10.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), GP10)
     assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
     mean_diff = (real - fake).flatten(1).mean(0)
     assert out["loss/wdist"] == pytest.approx(float(w @ mean_diff), rel=1e-5, abs=1e-6)
@@ -214,7 +217,7 @@ def test_critic_step_runs_the_one_gradient_norm(monkeypatch):
     critic = Linear(torch.randn(3 * 16))
     opt = torch.optim.SGD(critic.parameters(), lr=0.0)
     wgan.critic_step(critic, Fixed(torch.randn(4, 3, 16)), opt, torch.randn(4, 3, 16),
-                     torch.zeros(4, 100), 10.0)
+                     torch.zeros(4, 100), GP10)
     assert calls == [4]   # once, on the interpolates' scores only
     assert not hasattr(wgan, "gradient_penalty") and not hasattr(wgan, "penalty_from_scores")
 
@@ -259,7 +262,7 @@ def test_critic_step_penalty_matches_and_steps_return_floats():
     opt_d = torch.optim.SGD(critic.parameters(), lr=0.0)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-3)
     out = wgan.critic_step(critic, g, opt_d, torch.rand(4, 3, 256) * 2 - 1,
-                           torch.rand(4, 100) * 2 - 1, 10.0)
+                           torch.rand(4, 100) * 2 - 1, GP10)
     assert set(out) == {"loss/critic", "loss/gp", "loss/wdist"}
     assert all(isinstance(v, float) for v in out.values())
     assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
