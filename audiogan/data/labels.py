@@ -70,35 +70,36 @@ class LabelMap:
                    tuple(int(c) for c in d["train_counts"]))
 
     def parse(self, text: str) -> list[int]:
-        """`--labels` text -> class indices: comma list of names (case-insensitive, or a
-        unique part of one: 'chopin'), indices, or index ranges 'A-B'. A token that names a
-        class is that class, so for digits '3' is the digit 3 and '0-9' all ten."""
+        """`--labels` text -> class indices: a comma list of names (case-insensitive, or a
+        unique part of one: 'chopin'), numbers and ranges 'A-B'. Numbers are the names
+        themselves when the classes are numbers (digits: '3' is the digit 3, '0-9' all ten),
+        else class indices (composers: '0' is the most frequent)."""
+        numeric = all(n.isdigit() for n in self.names if n != OTHER)
         out: list[int] = []
         for token in (t.strip() for t in text.split(",")):
-            hit = self._by_name(token)
+            m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", token)
+            hit = None if m and numeric else self._by_name(token)
             if hit is not None:
                 out.append(hit)
                 continue
-            m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", token)
             if not m:
                 raise UserError(f"--labels '{text}': '{token}' is no class; classes are "
-                                f"{', '.join(self.names)} (or indices 0-{len(self) - 1})")
-            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-            for i in range(lo, hi + 1):
-                named = self._by_name(str(i))
-                if named is None and not 0 <= i < len(self):
-                    raise UserError(f"--labels '{text}': no class {i} (indices 0-"
-                                    f"{len(self) - 1}: {', '.join(self.names)})")
-                out.append(named if named is not None else i)
+                                f"{', '.join(self.names)}")
+            for i in range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1):
+                index = self.names.index(str(i)) if numeric and str(i) in self.names else \
+                    None if numeric else i
+                if index is None or not 0 <= index < len(self):
+                    what = f"classes {', '.join(self.names)}" if numeric else \
+                        f"indices 0-{len(self) - 1}: {', '.join(self.names)}"
+                    raise UserError(f"--labels '{text}': no class {i} ({what})")
+                out.append(index)
         return out
 
     def _by_name(self, token: str) -> int | None:
         lowered = [n.lower() for n in self.names]
         if token.lower() in lowered:
             return lowered.index(token.lower())
-        if not token or token.isdigit():
-            return None
-        parts = [i for i, n in enumerate(lowered) if token.lower() in n]
+        parts = [i for i, n in enumerate(lowered) if token and token.lower() in n]
         return parts[0] if len(parts) == 1 else None
 
 
