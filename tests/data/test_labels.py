@@ -79,3 +79,14 @@ def test_conditional_training_on_midi_dir_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match="midi-dir") as info:
         train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=LocalSession())
     assert "\n" not in str(info.value)
+
+
+def test_audiogan_train_refuses_conditioning_without_labels_before_ray_starts(tmp_path, capsys):
+    from audiogan import cli
+
+    data = make_dataset(tmp_path / "midi", "notes", n_train=4, dataset="midi-dir")
+    argv = ["train", "pianogan-cpu", "--data", data, "--out", str(tmp_path / "run"),
+            "--set", "model.conditional=true"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "midi-dir" in err and not (tmp_path / "run").exists()
