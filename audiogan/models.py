@@ -1,4 +1,4 @@
-"""PianoGAN (WaveGAN-style 1-D DCGAN) and SpectoGAN (SpecGAN 2-D DCGAN) for WGAN-GP.
+"""PianoGAN (WaveGAN-style 1-D DCGAN) and SpectoGAN (SpecGAN 2-D DCGAN) for WGAN-GP or R1.
 
 Modules take explicit keyword arguments; `audiogan.builders.build_generator` /
 `build_critic` make them from a `Config`, with the example shape from the data manifest.
@@ -96,7 +96,13 @@ class UpsampleConv(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=self.scale, mode="nearest"))
 
 
+def _check_upsample(upsample: str) -> None:
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
+
+
 def _up1d(a: int, b: int, upsample: str) -> nn.Module:
+    _check_upsample(upsample)
     if upsample == "nearest":
         return UpsampleConv(nn.Conv1d(a, b, 25, padding=12), 4)
     # padding 11 + output_padding 1 makes each layer exactly x4 in length.
@@ -104,6 +110,7 @@ def _up1d(a: int, b: int, upsample: str) -> nn.Module:
 
 
 def _up2d(a: int, b: int, upsample: str) -> nn.Module:
+    _check_upsample(upsample)
     if upsample == "nearest":
         return UpsampleConv(nn.Conv2d(a, b, 5, padding=2), 2)
     return nn.ConvTranspose2d(a, b, 5, stride=2, padding=2, output_padding=1)
