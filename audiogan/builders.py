@@ -10,13 +10,19 @@ The commands (`train`, `sweep`, `evaluate`, `sample`) and the training loop hold
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
 
 from audiogan.config import Config, resolve
 from audiogan.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: the modules are imported where they are built
+    from audiogan.augment import DiffAugment
+    from audiogan.data.labels import LabelMap
+    from audiogan.train.ema import EMA
+    from audiogan.wgan import LossSpec
 
 
 def train_config_from_args(args: argparse.Namespace) -> Config:
@@ -62,7 +68,8 @@ def build_critic(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) 
     return SpecCritic(d=cfg.model.d, n_classes=n_classes)
 
 
-def build_label_map(cfg: Config, manifest: dict[str, Any], data: str = "the data") -> Any:
+def build_label_map(cfg: Config, manifest: dict[str, Any], data: str = "the data"
+                    ) -> LabelMap | None:
     """The data's `LabelMap` when `model.conditional`, else None (one-line errors when the
     data has no usable labels)."""
     if not cfg.model.conditional:
@@ -73,14 +80,14 @@ def build_label_map(cfg: Config, manifest: dict[str, Any], data: str = "the data
                      min_class_windows=cfg.data.min_class_windows, data=data)
 
 
-def build_loss_spec(cfg: Config) -> Any:
+def build_loss_spec(cfg: Config) -> LossSpec:
     from audiogan.wgan import LossSpec
 
     return LossSpec(kind=cfg.loss.kind, gp_weight=cfg.loss.gp_weight,
                     r1_weight=cfg.loss.r1_weight, n_critic=cfg.loss.n_critic)
 
 
-def build_augment(cfg: Config, generator: torch.Generator) -> Any:
+def build_augment(cfg: Config, generator: torch.Generator) -> DiffAugment | None:
     """`train.augment`'s DiffAugment drawing from `generator` (the rank's stream), or None."""
     if not cfg.augment_ops:
         return None
@@ -89,7 +96,7 @@ def build_augment(cfg: Config, generator: torch.Generator) -> Any:
     return DiffAugment(cfg.augment_ops, generator=generator)
 
 
-def build_ema(cfg: Config, generator: nn.Module) -> Any:
+def build_ema(cfg: Config, generator: nn.Module) -> EMA | None:
     """The generator's weight average (`train.ema_decay`, `train.ema_rampup`), or None."""
     if cfg.train.ema_decay <= 0:
         return None
@@ -115,7 +122,7 @@ def per_worker_batch(cfg: Config, world_size: int) -> int:
 
 
 def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: str = "cpu",
-                    label_map: Any = None) -> Any:
+                    label_map: LabelMap | None = None) -> Any:
     """`label_map` (conditional models): evaluation labels follow its class frequencies."""
     from audiogan.metrics.evaluator import build_evaluator as build
 
@@ -127,7 +134,7 @@ def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: st
 
 
 def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
-                      label_map: Any = None) -> Any:
+                      label_map: LabelMap | None = None) -> Any:
     from audiogan.train.tb import TensorBoard
 
     return TensorBoard(log_dir, manifest, eval_seed=cfg.metrics.eval_seed,

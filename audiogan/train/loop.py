@@ -24,6 +24,7 @@ from audiogan.cluster.hooks import FaultHooks
 from audiogan.cluster.session import Session, detect_session
 from audiogan.config import Config
 from audiogan.data import shards
+from audiogan.data.labels import LabelMap
 from audiogan.errors import UserError
 from audiogan.train import checkpoint as ckpt
 from audiogan.train.state import RankRandom, TrainState
@@ -194,7 +195,8 @@ def _peak_rss_mb() -> float:
 
 
 def _build_evaluation(cfg: Config, data: str, manifest: dict[str, Any], device: torch.device,
-                      label_map: Any = None) -> Callable[[torch.nn.Module], dict[str, float]]:
+                      label_map: LabelMap | None = None
+                      ) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Build the metrics evaluator once (real-side work); returns generator -> metrics."""
     evaluator = builders.build_evaluator(cfg, data, manifest, device=str(device),
                                          label_map=label_map)
