@@ -10,13 +10,19 @@ The commands (`train`, `sweep`, `evaluate`, `sample`) and the training loop hold
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
 
 from audiogan.config import Config, resolve
 from audiogan.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: the modules are imported where they are built
+    from audiogan.augment import DiffAugment
+    from audiogan.data.labels import LabelMap
+    from audiogan.train.ema import EMA
+    from audiogan.wgan import LossSpec
 
 
 def train_config_from_args(args: argparse.Namespace) -> Config:
@@ -31,24 +37,72 @@ def train_config_from_args(args: argparse.Namespace) -> Config:
     return resolve(args.preset, overrides)
 
 
-def build_generator(cfg: Config, example_shape: Sequence[int]) -> nn.Module:
+def _check_classes(cfg: Config, n_classes: int) -> None:
+    if cfg.model.conditional != (n_classes > 0):
+        raise ValueError(f"model.conditional={cfg.model.conditional} with n_classes={n_classes}"
+                         ": pass the label map's size (build_label_map)")
+
+
+def build_generator(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) -> nn.Module:
+    """The family's generator; `n_classes` is the label map's size when conditional."""
     from audiogan.models import PianoGenerator, SpecGenerator, network_shape
 
     family = cfg.model.family
     network_shape(family, example_shape)
-    if family == "pianogan":
-        return PianoGenerator(d=cfg.model.d, latent_dim=cfg.model.latent_dim)
-    return SpecGenerator(d=cfg.model.d, latent_dim=cfg.model.latent_dim)
+    _check_classes(cfg, n_classes)
+    kwargs = {"d": cfg.model.d, "latent_dim": cfg.model.latent_dim, "n_classes": n_classes,
+              "upsample": cfg.model.upsample}
+    return PianoGenerator(**kwargs) if family == "pianogan" else SpecGenerator(**kwargs)
 
 
-def build_critic(cfg: Config, example_shape: Sequence[int]) -> nn.Module:
+def build_critic(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) -> nn.Module:
+    """The family's critic (a projection critic when conditional)."""
     from audiogan.models import PianoCritic, SpecCritic, network_shape
 
     family = cfg.model.family
     network_shape(family, example_shape)
+    _check_classes(cfg, n_classes)
     if family == "pianogan":
-        return PianoCritic(d=cfg.model.d, phase_shuffle=cfg.model.phase_shuffle)
-    return SpecCritic(d=cfg.model.d)
+        return PianoCritic(d=cfg.model.d, phase_shuffle=cfg.model.phase_shuffle,
+                           n_classes=n_classes)
+    return SpecCritic(d=cfg.model.d, n_classes=n_classes)
+
+
+def build_label_map(cfg: Config, manifest: dict[str, Any], data: str = "the data"
+                    ) -> LabelMap | None:
+    """The data's `LabelMap` when `model.conditional`, else None (one-line errors when the
+    data has no usable labels)."""
+    if not cfg.model.conditional:
+        return None
+    from audiogan.data.labels import label_map
+
+    return label_map(manifest, n_composers=cfg.data.n_composers,
+                     min_class_windows=cfg.data.min_class_windows, data=data)
+
+
+def build_loss_spec(cfg: Config) -> LossSpec:
+    from audiogan.wgan import LossSpec
+
+    return LossSpec(kind=cfg.loss.kind, gp_weight=cfg.loss.gp_weight,
+                    r1_weight=cfg.loss.r1_weight, n_critic=cfg.loss.n_critic)
+
+
+def build_augment(cfg: Config, generator: torch.Generator) -> DiffAugment | None:
+    """`train.augment`'s DiffAugment drawing from `generator` (the rank's stream), or None."""
+    if not cfg.augment_ops:
+        return None
+    from audiogan.augment import DiffAugment
+
+    return DiffAugment(cfg.augment_ops, generator=generator)
+
+
+def build_ema(cfg: Config, generator: nn.Module) -> EMA | None:
+    """The generator's weight average (`train.ema_decay`, `train.ema_rampup`), or None."""
+    if cfg.train.ema_decay <= 0:
+        return None
+    from audiogan.train.ema import EMA
+
+    return EMA(generator, decay=cfg.train.ema_decay, rampup=cfg.train.ema_rampup)
 
 
 def build_optimizers(cfg: Config, generator: nn.Module, critic: nn.Module
@@ -67,21 +121,26 @@ def per_worker_batch(cfg: Config, world_size: int) -> int:
     return cfg.optim.batch_size // world_size
 
 
-def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: str = "cpu"
-                    ) -> Any:
+def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: str = "cpu",
+                    label_map: LabelMap | None = None) -> Any:
+    """`label_map` (conditional models): evaluation labels follow its class frequencies."""
     from audiogan.metrics.evaluator import build_evaluator as build
 
     return build(data, manifest, n_samples=cfg.metrics.n_samples, ndb_k=cfg.metrics.ndb_k,
                  eval_seed=cfg.metrics.eval_seed, latent_dim=cfg.model.latent_dim,
-                 classifier=cfg.metrics.classifier, device=device)
+                 classifier=cfg.metrics.classifier, device=device,
+                 label_probs=None if label_map is None else label_map.probs,
+                 label_names=None if label_map is None else list(label_map.names))
 
 
-def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any]) -> Any:
+def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
+                      label_map: LabelMap | None = None) -> Any:
     from audiogan.train.tb import TensorBoard
 
     return TensorBoard(log_dir, manifest, eval_seed=cfg.metrics.eval_seed,
                        latent_dim=cfg.model.latent_dim,
-                       griffin_lim_iters=cfg.data.griffin_lim_iters)
+                       griffin_lim_iters=cfg.data.griffin_lim_iters,
+                       label_probs=None if label_map is None else label_map.probs)
 
 
 def check_objective_available(cfg: Config, data: str) -> None:

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--interpolate", nargs=2, type=int, metavar=("A", "B"), default=None)
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--labels", default=None,
+                   help="conditional models: classes to sample, e.g. 0-9 (digits), "
+                        "'Chopin,Bach' or 0,2 (composers); every seed for every label")
 
     p = add("evaluate", "mode-collapse metrics of a checkpoint, real floor beside")
     p.add_argument("checkpoint")

@@ -25,6 +25,9 @@ import yaml
 from audiogan.errors import UserError
 
 FAMILIES = ("pianogan", "spectogan")
+UPSAMPLES = ("transpose", "nearest")
+LOSS_KINDS = ("wgan-gp", "r1")
+AUGMENT_OPS = ("shift", "cutout", "mask")
 SCHEMA_VERSION = 2
 # Fixed by the data contract (DESIGN.md "Spectrograms"), the networks and the Griffin-Lim:
 # removed from `data` in schema 2; the value each had to be.
@@ -47,6 +50,14 @@ class DataConfig:
     # Spectrograms: WaveGAN's t_to_f is fixed (FIXED_SPECTROGRAM, audiogan.data.spectro).
     norm_clip_std: float = 3.0
     griffin_lim_iters: int = 16
+    # PianoGAN composer classes (model.conditional; audiogan.data.labels). MAESTRO's
+    # composers have a long tail: a few (Chopin, Liszt, Schubert, Beethoven, Bach, ...)
+    # hold most performances, many have one or two pieces. Eight classes keep a grid of
+    # samples readable; 200 training windows at hop 64 (~13k new notes, a few
+    # performances) is about the least from which a class embedding learns a style rather
+    # than one piece. The rest is `other`.
+    n_composers: int = 8
+    min_class_windows: int = 200
 
 
 @dataclass(frozen=True)
@@ -55,11 +66,15 @@ class ModelConfig:
     d: int = 64
     latent_dim: int = 100
     phase_shuffle: int = 2
+    conditional: bool = False  # label embedding in G, projection critic (audiogan.models)
+    upsample: str = "transpose"  # or "nearest": nearest-neighbour + convolution
 
 
 @dataclass(frozen=True)
 class LossConfig:
+    kind: str = "wgan-gp"  # or "r1": non-saturating loss + R1 penalty (audiogan.wgan)
     gp_weight: float = 10.0
+    r1_weight: float = 10.0  # gamma: the penalty is gamma / 2 * E ||grad D(x_real)||^2
     n_critic: int = 5
 
 
@@ -87,6 +102,10 @@ class TrainConfig:
     objective: str = "eval/ndb"
     objective_mode: str = ""  # "" = the metric's direction (audiogan.metrics.registry)
     max_failures: int = 3
+    # Generator weight average for evaluation and sampling (audiogan.train.ema): 0 = off.
+    ema_decay: float = 0.0
+    ema_rampup: float = 0.05  # half-life <= ema_rampup x steps so far (StyleGAN); 0 = none
+    augment: str = ""  # DiffAugment ops, comma list of shift,cutout,mask (audiogan.augment)
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,11 @@ class Config:
     @property
     def ckpt_every(self) -> int:
         return self.train.ckpt_every or self.train.eval_every
+
+    @property
+    def augment_ops(self) -> tuple[str, ...]:
+        """`train.augment` as a tuple of op names ("" -> ())."""
+        return tuple(op.strip() for op in self.train.augment.split(",") if op.strip())
 
     @property
     def objective_mode(self) -> str:
@@ -224,11 +248,24 @@ class Config:
             (self.data.time_max_s > 0 and self.data.time_eps_s > 0,
              "data.time_max_s and data.time_eps_s must be > 0"),
             (self.data.griffin_lim_iters >= 1, "data.griffin_lim_iters must be >= 1"),
+            (self.data.n_composers >= 1, "data.n_composers must be >= 1"),
+            (self.data.min_class_windows >= 1, "data.min_class_windows must be >= 1"),
+            (self.model.upsample in UPSAMPLES, f"model.upsample must be one of {UPSAMPLES}"),
+            (self.loss.kind in LOSS_KINDS, f"loss.kind must be one of {LOSS_KINDS}"),
+            (self.loss.r1_weight >= 0, "loss.r1_weight must be >= 0"),
+            (0 <= self.train.ema_decay < 1, "train.ema_decay must be in [0, 1) (0 = off)"),
+            (self.train.ema_rampup >= 0, "train.ema_rampup must be >= 0 (0 = no warm-up)"),
+            (all(op in AUGMENT_OPS for op in self.augment_ops),
+             f"train.augment must be a comma list of {', '.join(AUGMENT_OPS)} (or empty), got "
+             f"'{self.train.augment}'"),
         ]
         if self.model.family == "pianogan":
             # Three stride-4 upsamplings from length 4: the window is fixed by the network.
             checks.append((self.data.window == 256,
                            "data.window must be 256 for pianogan (4 x 4^3 from the generator)"))
+            checks.append(("mask" not in self.augment_ops,
+                           "train.augment 'mask' is time/frequency masking of spectrograms; "
+                           "pianogan's notes have no frequency axis (use shift,cutout)"))
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None) -> dict[str, Any]:
     from audiogan.builders import build_evaluator
-    from audiogan.train.checkpoint import load_generator
+    from audiogan.train.checkpoint import label_map_of, load_generator
 
     start = time.perf_counter()
     generator, cfg, meta = load_generator(checkpoint)
@@ -42,7 +42,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None) -> dic
         if n < cfg.metrics.ndb_k:
             raise UserError(f"--n {n} is smaller than metrics.ndb_k={cfg.metrics.ndb_k} bins")
         cfg = cfg.override({"metrics.n_samples": n})
-    evaluator = build_evaluator(cfg, data, manifest)
+    evaluator = build_evaluator(cfg, data, manifest, label_map=label_map_of(meta))
     build_s = time.perf_counter() - start
     metrics = evaluator(generator)
     return {

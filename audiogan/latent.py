@@ -1,10 +1,20 @@
-"""Latent vectors addressed by seed: sample `s` has the same z in any batch, on any machine."""
+"""Latent vectors addressed by seed: sample `s` has the same z in any batch, on any machine.
+
+A conditional model's sample is addressed by (seed, label): z from the seed, the label
+given (`audiogan sample --labels`) or, for the evaluator's fixed seeds, drawn by
+`labels_for_seeds` from the training split's class frequencies -- also per seed, so
+evaluation seed s keeps its label for any `metrics.n_samples`.
+"""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
+
+# Mixed into each seed's label draw so the label is independent of that seed's z.
+LABEL_STREAM = 0x6C6162656C
 
 
 def latents_for_seeds(seeds: Sequence[int], latent_dim: int) -> torch.Tensor:
@@ -14,6 +24,16 @@ def latents_for_seeds(seeds: Sequence[int], latent_dim: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         out[i] = torch.rand(latent_dim, generator=g) * 2 - 1
     return out
+
+
+def labels_for_seeds(seeds: Sequence[int], probs: Sequence[float]) -> torch.Tensor:
+    """[len(seeds)] int64 class indices, seed s's drawn with probabilities `probs` from its
+    own generator (numpy's SeedSequence of (LABEL_STREAM, s): stable across machines)."""
+    cdf = np.cumsum(np.asarray(probs, np.float64))
+    cdf /= cdf[-1]
+    u = np.array([np.random.default_rng([LABEL_STREAM, int(s)]).random() for s in seeds])
+    idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+    return torch.from_numpy(idx.astype(np.int64))
 
 
 def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:

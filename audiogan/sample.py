@@ -1,4 +1,5 @@
-"""`audiogan sample CHECKPOINT --out DIR [--seeds 0-15] [--n N] [--interpolate A B --steps K]`.
+"""`audiogan sample CHECKPOINT --out DIR [--seeds 0-15] [--n N] [--labels L]
+[--interpolate A B --steps K]`.
 
 PianoGAN: per sample a `.mid` (inverse scaling, pitch rounding, the same-pitch overlap rule
 of `notes_to_midi`), a `.wav` from the best rendering backend and a piano-roll `.png`.
@@ -8,6 +9,13 @@ SpectoGAN: per sample a `.wav` by batched Griffin-Lim, plus one spectrogram grid
 Each sample's z comes from its own seed (`latents_for_seeds`), so seed 3 is the same
 sample in any batch and for any `--n`. `--interpolate A B --steps K` walks the straight
 latent line from seed A's z to seed B's z in K points, both ends included.
+
+Conditional checkpoints: a sample is addressed by (seed, label). `--labels` (digits,
+composer names or class indices: `LabelMap.parse`) samples every seed for every label,
+named `seed_SSSS_LABEL`; the spectrogram grid then has one row per label. Without
+`--labels` each seed gets the label the evaluator gives it (drawn by seed from the
+training frequencies). `--interpolate` walks within one label (`--labels` naming one; by
+default seed A's). `--labels` on an unconditional checkpoint is a one-line error.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from audiogan import storage
 from audiogan.data import shards
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.errors import UserError
-from audiogan.latent import interpolate, latents_for_seeds
+from audiogan.latent import interpolate, labels_for_seeds, latents_for_seeds
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +62,10 @@ def parse_seeds(text: str | None, n: int | None) -> list[int]:
 
 
 @torch.no_grad()
-def generate(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = BATCH) -> np.ndarray:
-    """Network-layout output for latents z, in batches (eval mode: no phase shuffle).
+def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
+             batch_size: int = BATCH) -> np.ndarray:
+    """Network-layout output for latents z (and class indices, conditional), in batches
+    (eval mode: no phase shuffle).
 
     2-D (SpectoGAN) generators run in channels_last memory format: oneDNN's transposed
     convolutions are faster so on CPU, and the output is identical.
@@ -63,8 +73,12 @@ def generate(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = BATC
     generator.eval()
     if any(p.dim() == 4 for p in generator.parameters()):
         generator = generator.to(memory_format=torch.channels_last)
-    return torch.cat([generator(z[i:i + batch_size]).contiguous()
-                      for i in range(0, len(z), batch_size)]).numpy()
+    out = []
+    for i in range(0, len(z), batch_size):
+        batch = z[i:i + batch_size]
+        y = None if labels is None else labels[i:i + batch_size]
+        out.append((generator(batch) if y is None else generator(batch, y)).contiguous())
+    return torch.cat(out).numpy()
 
 
 def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
@@ -88,19 +102,27 @@ def _piano_roll_png(pm: Any) -> bytes:
     return buf.getvalue()
 
 
-def _spectrogram_grid_png(logmag: np.ndarray, names: list[str]) -> bytes:
+def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0) -> bytes:
+    """A grid of spectrograms: square-ish, or `n_rows` rows of equal length (one per label)
+    when given, each capped at MAX_GRID // n_rows columns."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    k = min(len(logmag), MAX_GRID)
-    cols = int(np.ceil(np.sqrt(k)))
-    rows = int(np.ceil(k / cols))
+    if n_rows:
+        per_row = len(logmag) // n_rows
+        rows, cols = n_rows, max(1, min(per_row, MAX_GRID // n_rows))
+        cells = [r * per_row + c if c < per_row else -1 for r in range(rows) for c in range(cols)]
+    else:
+        k = min(len(logmag), MAX_GRID)
+        cols = int(np.ceil(np.sqrt(k)))
+        rows = int(np.ceil(k / cols))
+        cells = [i if i < k else -1 for i in range(rows * cols)]
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
+    for i, ax in zip(cells, axes.flat):
         ax.axis("off")
-        if i < k:  # frames on x, frequency bins upward
+        if i >= 0:  # frames on x, frequency bins upward
             ax.imshow(logmag[i].T, origin="lower", aspect="auto", cmap="magma")
             ax.set_title(names[i], fontsize=7)
     fig.tight_layout()
@@ -111,7 +133,7 @@ def _spectrogram_grid_png(logmag: np.ndarray, names: list[str]) -> bytes:
 
 
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
-                  griffin_lim_iters: int) -> tuple[list[str], str]:
+                  griffin_lim_iters: int, grid_rows: int = 0) -> tuple[list[str], str]:
     """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
@@ -138,34 +160,66 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
         storage.write_bytes_atomic(storage.join(out, name + ".wav"), _wav_bytes(clip, sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
-                               _spectrogram_grid_png(raw, names))
+                               _spectrogram_grid_png(raw, names, grid_rows))
     files.append("spectrograms.png")
     return files, f"griffin-lim ({griffin_lim_iters} iterations)"
 
 
+def _slug(name: str) -> str:
+    """A class name as a file-name part ('Frédéric Chopin' -> 'Fr-d-ric-Chopin')."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "x"
+
+
 def cli_main(args: argparse.Namespace) -> int:
-    from audiogan.train.checkpoint import load_generator
+    from audiogan.train.checkpoint import label_map_of, load_generator
 
     start = time.perf_counter()
     generator, cfg, meta = load_generator(args.checkpoint)
     latent_dim = cfg.model.latent_dim
+    label_map = label_map_of(meta)
+    asked = getattr(args, "labels", None)
+    if asked is not None and label_map is None:
+        raise UserError("--labels: this checkpoint's model is unconditional (no classes)")
+    classes = label_map.parse(asked) if asked is not None else None
     record: dict[str, Any] = {}
+    grid_rows = 0
+    y: torch.Tensor | None = None
     if args.interpolate:
         a, b = args.interpolate
         if a < 0 or b < 0 or args.steps < 2:
             raise UserError("--interpolate needs seeds >= 0 and --steps >= 2")
+        if classes is not None and len(classes) != 1:
+            raise UserError("--interpolate walks within one label: give --labels one class")
         ends = latents_for_seeds([a, b], latent_dim)
         z = interpolate(ends[0], ends[1], args.steps)
         names = [f"interp_{a}_{b}_{i:02d}" for i in range(args.steps)]
         record["interpolate"] = {"a": a, "b": b, "steps": args.steps}
         seeds: list[int] = []
+        if label_map is not None:
+            label = classes[0] if classes else int(labels_for_seeds([a], label_map.probs)[0])
+            y = torch.full((args.steps,), label, dtype=torch.long)
+            names = [f"{n}_{_slug(label_map.names[label])}" for n in names]
+            record["interpolate"]["label"] = label_map.names[label]
     else:
         seeds = parse_seeds(args.seeds, args.n)
-        z = latents_for_seeds(seeds, latent_dim)
-        names = [f"seed_{s:04d}" for s in seeds]
-    x = generate(generator, z)
+        if label_map is None:
+            z, y = latents_for_seeds(seeds, latent_dim), None
+            names = [f"seed_{s:04d}" for s in seeds]
+        else:
+            if classes is None:   # each seed's evaluation label
+                pairs = list(zip(seeds, labels_for_seeds(seeds, label_map.probs).tolist()))
+            else:                 # every seed for every label, one grid row per label
+                pairs = [(s, c) for c in classes for s in seeds]
+                grid_rows = len(classes)
+            z = latents_for_seeds([s for s, _ in pairs], latent_dim)
+            y = torch.tensor([c for _, c in pairs], dtype=torch.long)
+            names = [f"seed_{s:04d}_{_slug(label_map.names[c])}" for s, c in pairs]
+    if label_map is not None:
+        record["labels"] = [label_map.names[int(c)] for c in y]
+    x = generate(generator, z, y)
     files, backend = write_samples(x, names, meta, args.out,
-                                   griffin_lim_iters=cfg.data.griffin_lim_iters)
+                                   griffin_lim_iters=cfg.data.griffin_lim_iters,
+                                   grid_rows=grid_rows)
     record.update({
         "checkpoint": os.path.abspath(args.checkpoint) if not storage.is_uri(args.checkpoint)
         else args.checkpoint,

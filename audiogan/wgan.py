@@ -1,18 +1,63 @@
-"""WGAN-GP optimisation steps in plain PyTorch (no Ray): the loop and benchmarks share them.
+"""The GAN optimisation steps in plain PyTorch (no Ray): the loop and benchmarks share them.
 
-DDP-safe by construction: the critic sees real, fake and interpolated examples in ONE
-forward pass, the gradient penalty is taken with `autograd.grad(create_graph=True)` (which
-does not touch `.grad`, so DDP's reducer hooks do not fire), it is added to the critic loss,
-and a single `backward()` all-reduces the critic's gradients once.
+Two losses (`LossSpec.kind`, from `loss.kind`):
+  wgan-gp  WGAN-GP (Gulrajani et al. 2017): critic -E[D(real)] + E[D(fake)] + gp_weight *
+           E[(||grad D(x_hat)|| - 1)^2] on random interpolates x_hat; generator -E[D(G(z))].
+  r1       the non-saturating loss with an R1 penalty (Mescheder et al. 2018): critic
+           E[softplus(-D(real))] + E[softplus(D(fake))] + r1_weight / 2 * E||grad D(real)||^2;
+           generator E[softplus(-D(G(z)))].
+Reported: `loss/critic` (the whole critic loss), `loss/gen`, and the unweighted penalty
+`loss/gp` with `loss/wdist` (wgan-gp) or `loss/r1` (r1): `LOSS_KEYS[kind]`.
+
+DDP-safe by construction: the critic sees every example it needs (real, fake and, for
+WGAN-GP, the interpolates) in ONE forward pass, the penalty is taken with
+`autograd.grad(create_graph=True)` (which does not touch `.grad`, so DDP's reducer hooks
+do not fire), it is added to the critic loss, and a single `backward()` all-reduces the
+critic's gradients once.
+
+Conditional networks (`n_classes > 0`) get label indices: real examples carry their own,
+fakes are made for labels drawn by the caller (`next_labels`), and an interpolate takes its
+real end's label (the penalty then keeps each class's critic D(., y) smooth along lines
+from that class's data). With `augment` (audiogan.augment), every example the critic
+scores -- real and fake, in both steps -- is augmented first; the penalties are taken at
+the augmented inputs, which is what the critic sees.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-# What `train_step` returns (the loop reports their means over each interval).
-LOSS_KEYS = ("loss/critic", "loss/gp", "loss/wdist", "loss/gen")
+Augment = Callable[[torch.Tensor], torch.Tensor]
+Labels = torch.Tensor | None
+
+# What `train_step` returns per loss kind (the loop reports their means over each interval).
+LOSS_KEYS = {"wgan-gp": ("loss/critic", "loss/gp", "loss/wdist", "loss/gen"),
+             "r1": ("loss/critic", "loss/r1", "loss/gen")}
+# What to change when a loss goes non-finite (the loop's one-line error).
+STABILISE = {"wgan-gp": "raise loss.gp_weight", "r1": "raise loss.r1_weight"}
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """The loss section of a config as plain values (`audiogan.builders.build_loss_spec`)."""
+
+    kind: str = "wgan-gp"
+    gp_weight: float = 10.0
+    r1_weight: float = 10.0
+    n_critic: int = 5
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOSS_KEYS:
+            raise ValueError(f"unknown loss kind '{self.kind}' (known: {', '.join(LOSS_KEYS)})")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return LOSS_KEYS[self.kind]
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -25,9 +70,9 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 def gradient_norm(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Per-example ||grad_x D(x)||_2 at `inputs`, differentiable w.r.t. the critic's parameters.
 
-    The one gradient-penalty primitive: WGAN-GP takes E[(norm - 1)^2] on interpolates
-    (`critic_step`); an R1 penalty would take E[norm^2] on real examples. `scores` are
-    D(inputs) for the examples that need the penalty; `inputs` must require grad.
+    The one gradient-penalty primitive: WGAN-GP takes E[(norm - 1)^2] on interpolates, R1
+    takes E[norm^2] on real examples (`critic_step`). `scores` are D(inputs) for the
+    examples that need the penalty; `inputs` must require grad.
     `autograd.grad` with create_graph leaves `.grad` alone (DDP's hooks do not fire) and
     keeps the graph for the one backward. The norm is taken in fp32 with autocast off,
     so a bf16/fp16 forward does not round the penalty.
@@ -37,58 +82,101 @@ def gradient_norm(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         return grad.float().flatten(1).norm(2, dim=1)
 
 
+def _run(net: nn.Module, x: torch.Tensor, labels: Labels) -> torch.Tensor:
+    """net(x), or net(x, labels) for a conditional network."""
+    return net(x) if labels is None else net(x, labels)
+
+
+def _cat(*labels: Labels) -> Labels:
+    return None if labels[0] is None else torch.cat(labels)  # type: ignore[arg-type]
+
+
 def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim.Optimizer,
-                real: torch.Tensor, z: torch.Tensor, gp_weight: float) -> dict[str, float]:
-    """One critic update; returns `loss/critic`, `loss/gp`, `loss/wdist` as floats.
+                real: torch.Tensor, z: torch.Tensor, loss: LossSpec, *,
+                real_labels: Labels = None, fake_labels: Labels = None,
+                augment: Augment | None = None) -> dict[str, float]:
+    """One critic update; returns `loss/critic` and the kind's penalty terms as floats.
 
     `generator` only makes fakes (under no_grad): pass the unwrapped module under DDP.
     """
     with torch.no_grad():
-        fake = generator(z)
-    x_hat = interpolates(real, fake)
+        fake = _run(generator, z, fake_labels)
+    if augment is not None:
+        real, fake = augment(real), augment(fake.detach())
     n = real.shape[0]
-    scores = critic(torch.cat([real, fake, x_hat]))
-    d_real, d_fake, d_hat = scores[:n], scores[n:2 * n], scores[2 * n:]
-    # WGAN-GP (Gulrajani et al. 2017): unit gradient norm on random interpolates.
-    gp = ((gradient_norm(d_hat, x_hat) - 1.0) ** 2).mean()
-    wdist = d_real.mean() - d_fake.mean()
-    loss = -wdist + gp_weight * gp
+    if loss.kind == "r1":
+        real = real.detach().requires_grad_(True)
+        scores = _run(critic, torch.cat([real, fake]), _cat(real_labels, fake_labels))
+        d_real, d_fake = scores[:n], scores[n:]
+        r1 = gradient_norm(d_real, real).pow(2).mean()
+        total = F.softplus(-d_real).mean() + F.softplus(d_fake).mean() + loss.r1_weight / 2 * r1
+        terms = {"loss/r1": r1}
+    else:
+        x_hat = interpolates(real, fake)
+        scores = _run(critic, torch.cat([real, fake, x_hat]),
+                      _cat(real_labels, fake_labels, real_labels))
+        d_real, d_fake, d_hat = scores[:n], scores[n:2 * n], scores[2 * n:]
+        # WGAN-GP (Gulrajani et al. 2017): unit gradient norm on random interpolates.
+        gp = ((gradient_norm(d_hat, x_hat) - 1.0) ** 2).mean()
+        wdist = d_real.mean() - d_fake.mean()
+        total = -wdist + loss.gp_weight * gp
+        terms = {"loss/gp": gp, "loss/wdist": wdist}
     opt_critic.zero_grad(set_to_none=True)
-    loss.backward()
+    total.backward()
     opt_critic.step()
-    return {"loss/critic": loss.item(), "loss/gp": gp.item(), "loss/wdist": wdist.item()}
+    return {"loss/critic": total.item(), **{k: v.item() for k, v in terms.items()}}
 
 
 def generator_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.optim.Optimizer,
-                   z: torch.Tensor) -> dict[str, float]:
+                   z: torch.Tensor, loss: LossSpec = LossSpec(), *, labels: Labels = None,
+                   augment: Augment | None = None) -> dict[str, float]:
     """One generator update; returns `loss/gen`.
 
     `critic` only scores (its gradients are discarded by the next critic step's zero_grad):
     pass the unwrapped module under DDP so its reducer is not involved.
     """
-    loss = -critic(generator(z)).mean()
+    fake = _run(generator, z, labels)
+    if augment is not None:
+        fake = augment(fake)
+    scores = _run(critic, fake, labels)
+    value = F.softplus(-scores).mean() if loss.kind == "r1" else -scores.mean()
     opt_generator.zero_grad(set_to_none=True)
-    loss.backward()
+    value.backward()
     opt_generator.step()
-    return {"loss/gen": loss.item()}
+    return {"loss/gen": value.item()}
 
 
 def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.optim.Optimizer,
-               opt_critic: torch.optim.Optimizer, next_real, next_z, n_critic: int,
-               gp_weight: float, generator_raw: nn.Module | None = None,
-               critic_raw: nn.Module | None = None) -> dict[str, float]:
-    """`n_critic` critic updates then one generator update (= one step); mean critic losses.
+               opt_critic: torch.optim.Optimizer,
+               next_real: Callable[[], tuple[torch.Tensor, Labels]],
+               next_z: Callable[[], torch.Tensor], loss: LossSpec, *,
+               generator_raw: nn.Module | None = None, critic_raw: nn.Module | None = None,
+               next_labels: Callable[[], torch.Tensor] | None = None,
+               augment: Augment | None = None) -> dict[str, float]:
+    """`loss.n_critic` critic updates then one generator update (= one step); mean critic
+    losses and the generator's.
 
-    `next_real()` / `next_z()` return the next batch; `*_raw` are the unwrapped modules
-    (the same as the wrapped ones without DDP).
+    `next_real()` returns the next real batch and its labels (None when unconditional),
+    `next_z()` the next latents, `next_labels()` (conditional only) the labels of the next
+    fakes; they are called in that order, once per critic update, then `next_z` and
+    `next_labels` once for the generator. `*_raw` are the unwrapped modules (the same as
+    the wrapped ones without DDP).
     """
     generator_raw = generator_raw or generator
     critic_raw = critic_raw or critic
-    sums = {"loss/critic": 0.0, "loss/gp": 0.0, "loss/wdist": 0.0}
-    for _ in range(n_critic):
-        out = critic_step(critic, generator_raw, opt_critic, next_real(), next_z(), gp_weight)
-        for k, v in out.items():
-            sums[k] += v
-    metrics = {k: v / n_critic for k, v in sums.items()}
-    metrics.update(generator_step(generator, critic_raw, opt_generator, next_z()))
+    critic_keys = [k for k in loss.keys if k != "loss/gen"]
+    sums = dict.fromkeys(critic_keys, 0.0)
+    for _ in range(loss.n_critic):
+        real, real_labels = next_real()
+        z = next_z()
+        fake_labels = next_labels() if next_labels is not None else None
+        out = critic_step(critic, generator_raw, opt_critic, real, z, loss,
+                          real_labels=real_labels, fake_labels=fake_labels, augment=augment)
+        for k in critic_keys:
+            sums[k] += out[k]
+    metrics = {k: v / loss.n_critic for k, v in sums.items()}
+    z = next_z()
+    labels = next_labels() if next_labels is not None else None
+    metrics.update(generator_step(generator, critic_raw, opt_generator, z, loss, labels=labels,
+                                  augment=augment))
     return metrics

@@ -23,6 +23,17 @@ def test_design_defaults():
 
 
 @pytest.mark.parametrize("name", PRESETS)
+def test_presets_keep_the_papers_recipe(name):
+    """Issue 16's options are off in every preset: unconditional, transposed convolutions,
+    WGAN-GP, no weight average, no augmentation."""
+    cfg = preset(name)
+    assert (cfg.model.conditional, cfg.model.upsample, cfg.loss.kind) == \
+        (False, "transpose", "wgan-gp")
+    assert (cfg.train.ema_decay, cfg.train.augment, cfg.augment_ops) == (0.0, "", ())
+    assert (cfg.data.n_composers, cfg.data.min_class_windows) == (8, 200)
+
+
+@pytest.mark.parametrize("name", PRESETS)
 def test_dict_round_trip_is_exact(name):
     cfg = resolve(name, ["optim.lr_g=2e-4", "loss.n_critic=3", "compute.gpu=true"])
     assert Config.from_dict(cfg.to_dict()) == cfg
@@ -99,6 +110,14 @@ def test_from_dict_rejects_unknown_keys():
         (["data.window=128"], "window"),
         (["data.hop=300"], "hop"),
         (["metrics.ndb_k=100", "metrics.n_samples=50"], "n_samples"),
+        (["model.upsample=bilinear"], "model.upsample"),
+        (["loss.kind=hinge"], "loss.kind"),
+        (["loss.r1_weight=-1"], "r1_weight"),
+        (["train.ema_decay=1"], "ema_decay"),
+        (["train.ema_rampup=-0.1"], "ema_rampup"),
+        (["train.augment=shift,flip"], "train.augment"),
+        (["train.augment=mask"], "no frequency axis"),   # pianogan: notes
+        (["data.n_composers=0"], "n_composers"),
     ],
 )
 def test_validate_catches_bad_values(overrides, fragment):

@@ -16,3 +16,18 @@ def test_interpolate_endpoints():
     line = interpolate(z[0], z[1], 5)
     assert line.shape == (5, 8)
     assert torch.allclose(line[0], z[0]) and torch.allclose(line[-1], z[1])
+
+
+def test_seed_addressed_labels_follow_the_frequencies_and_not_the_batch():
+    from audiogan.latent import labels_for_seeds
+
+    probs = [0.5, 0.0, 0.3, 0.2]
+    seeds = list(range(1000, 3000))
+    y = labels_for_seeds(seeds, probs)
+    assert y.dtype == torch.int64 and torch.equal(labels_for_seeds(seeds[7:8], probs), y[7:8])
+    counts = torch.bincount(y, minlength=4).float() / len(seeds)
+    assert counts[1] == 0                                    # a class never seen in train
+    assert torch.allclose(counts, torch.tensor(probs), atol=0.04)
+    # the label is not a function of the seed's z (its own stream)
+    z0 = latents_for_seeds(seeds, 1)[:, 0]
+    assert abs(float(torch.corrcoef(torch.stack([z0, y.float()]))[0, 1])) < 0.1

@@ -82,8 +82,7 @@ def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
 
     def run(n: int) -> None:
         for _ in range(n):
-            wgan.train_step(g, d, opt_g, opt_d, batches, next_z, cfg.loss.n_critic,
-                            cfg.loss.gp_weight)
+            wgan.train_step(g, d, opt_g, opt_d, batches, next_z, builders.build_loss_spec(cfg))
 
     run(warmup)
     start = time.perf_counter()

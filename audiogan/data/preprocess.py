@@ -155,6 +155,9 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
         "schema_version": shards.SCHEMA_VERSION, "kind": params.kind, "dataset": kind,
         "example_shape": list(params.example_shape), "counts": dict(totals["counts"]),
         "files": dict(totals["files"]), "labels": sorted(totals["labels"]),
+        # windows per split and raw label: what audiogan.data.labels derives classes from
+        "label_counts": {split: dict(sorted(totals["label_counts"][split].items()))
+                         for split in shards.SPLITS},
         "params": {"window": params.window, "hop": params.hop, "apply_pedal": params.apply_pedal,
                    "source": source, "n_source_files": len(items),
                    "sample_rate": 16000, "clip_samples": spectro.CLIP_SAMPLES,
@@ -188,6 +191,7 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
     files: collections.Counter = collections.Counter()
     repaired: collections.Counter = collections.Counter()
     labels: set[str] = set()
+    label_counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     rejects: list[dict[str, str]] = []
     stats = BinStats(spectro.N_BINS)
     n_done, t0, last = 0, time.time(), time.time()
@@ -204,6 +208,9 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
             repaired.update(r for r in row["repaired"].split(",") if r)
         examples = table.filter(pa.array(~is_file)).select(["key", "split", "label", "x"])
         counts.update(examples.column("split").to_pylist())
+        for split, label in zip(examples.column("split").to_pylist(),
+                                examples.column("label").to_pylist()):
+            label_counts[split][label] += 1
         if params.kind == "spectrogram" and examples.num_rows:
             train = examples.filter(pa.compute.equal(examples.column("split"), "train"))
             if train.num_rows:
@@ -217,6 +224,7 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
                      n_done / (last - t0))
     writer.flush()
     return {"counts": counts, "files": files, "repaired": repaired, "labels": labels,
+            "label_counts": label_counts,
             "rejects": rejects, "stats": stats}
 
 

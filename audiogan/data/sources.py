@@ -1,5 +1,8 @@
 """Which files a dataset holds: (path, key, split, label) per source kind.
 
+Labels: the digit for sc09 and fsdd, the folder name for `wav-dir`, MAESTRO's
+`canonical_composer` for maestro, none ("") for `midi-dir`.
+
 Splits: maestro from its CSV, sc09 from its folders or lists (else Speech Commands' hash of
 the speaker), fsdd by take. `midi-dir` and `wav-dir` have no split of their own: they get
 80/10/10 by Speech Commands' sha1 percentages, of the speaker id where the file name carries
@@ -106,11 +109,13 @@ def _maestro(source: str) -> list[dict[str, str]]:
         key = _safe_key(row["midi_filename"])
         if split not in ("train", "validation", "test"):
             raise UserError(f"{MAESTRO_CSV}: unknown split '{split}' for {row['midi_filename']}")
+        # The composer is the label (PianoGAN's classes, audiogan.data.labels).
+        composer = (row.get("canonical_composer") or "").strip()
         if key is None:
-            items.append({"path": "", "key": row["midi_filename"], "split": split, "label": "",
-                          "reject": UNSAFE})
+            items.append({"path": "", "key": row["midi_filename"], "split": split,
+                          "label": composer, "reject": UNSAFE})
         else:
-            items.append(_item(source, key, split, ""))
+            items.append(_item(source, key, split, composer))
     return items
 
 

@@ -3,7 +3,11 @@
 `build_evaluator(data, manifest, ...)` does the real-side work once (features, k-means
 bins, reference histograms, classifier); `Evaluator(generator)` then samples `n_samples`
 examples from seeds `eval_seed + i` and returns the `eval/*` keys the registry lists for
-the data's model family (`audiogan.metrics.registry`).
+the data's model family (`audiogan.metrics.registry`). For a conditional generator each
+seed also has a label, drawn by seed from the training split's class frequencies
+(`latent.labels_for_seeds`); `Evaluator.labels` holds them (class indices, None when
+unconditional) and `Evaluator.label_names` the class names, so metrics can compare what
+was generated with what was asked for.
 
 The floor (`Evaluator.floor`) is the same metrics computed for held-out real data in place
 of generated samples: the test split (else validation) capped at `n_samples` rows, against
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +29,7 @@ import torch
 from audiogan import storage
 from audiogan.data import shards
 from audiogan.errors import UserError
-from audiogan.latent import latents_for_seeds
+from audiogan.latent import labels_for_seeds, latents_for_seeds
 from audiogan.metrics import features, inception, note_stats, registry
 from audiogan.metrics.ndb import NDB
 
@@ -73,7 +77,9 @@ class Evaluator:
 
     def __init__(self, *, manifest: dict[str, Any], ndb: NDB, nn_ref: np.ndarray,
                  note_ref: dict[str, np.ndarray] | None, classifier: torch.nn.Module | None,
-                 n_samples: int, eval_seed: int, latent_dim: int, device: str = "cpu") -> None:
+                 n_samples: int, eval_seed: int, latent_dim: int, device: str = "cpu",
+                 label_probs: Sequence[float] | None = None,
+                 label_names: Sequence[str] | None = None) -> None:
         self.manifest, self.ndb, self.nn_ref = manifest, ndb, nn_ref
         self.note_ref, self.classifier, self.device = note_ref, classifier, device
         self.kind = manifest["kind"]
@@ -81,6 +87,8 @@ class Evaluator:
                                            ("classifier",) if classifier is not None else ())
         self.seeds = [eval_seed + i for i in range(n_samples)]
         self.z = latents_for_seeds(self.seeds, latent_dim)
+        self.labels = None if label_probs is None else labels_for_seeds(self.seeds, label_probs)
+        self.label_names = None if label_names is None else list(label_names)
         self.is_real = math.nan
         self.floor: dict[str, float] = {}
         self.floor_split = ""
@@ -92,8 +100,13 @@ class Evaluator:
         was_training = g.training
         g.eval()
         try:
-            out = [g(self.z[i:i + GEN_BATCH].to(self.device)).float().cpu()
-                   for i in range(0, len(self.z), GEN_BATCH)]
+            out = []
+            for i in range(0, len(self.z), GEN_BATCH):
+                z = self.z[i:i + GEN_BATCH].to(self.device)
+                if self.labels is None:
+                    out.append(g(z).float().cpu())
+                else:
+                    out.append(g(z, self.labels[i:i + GEN_BATCH].to(self.device)).float().cpu())
         finally:
             g.train(was_training)
         return torch.cat(out).numpy()
@@ -117,10 +130,12 @@ class Evaluator:
 
 
 def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_k: int,
-                    eval_seed: int, latent_dim: int, classifier: str = "", device: str = "cpu"
-                    ) -> Evaluator:
+                    eval_seed: int, latent_dim: int, classifier: str = "", device: str = "cpu",
+                    label_probs: Sequence[float] | None = None,
+                    label_names: Sequence[str] | None = None) -> Evaluator:
     """The evaluator of `data` (see the module docstring); `classifier` is a directory or ""
-    for `<data>/classifier/` when present."""
+    for `<data>/classifier/` when present; `label_probs` / `label_names` for a conditional
+    generator (its label map's class frequencies and names)."""
     start = time.perf_counter()
     kind = manifest["kind"]
     seed = eval_seed
@@ -154,7 +169,8 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
 
     ev = Evaluator(manifest=manifest, ndb=ndb, nn_ref=nn_ref, note_ref=note_ref,
                    classifier=model, n_samples=n_samples, eval_seed=eval_seed,
-                   latent_dim=latent_dim, device=device)
+                   latent_dim=latent_dim, device=device, label_probs=label_probs,
+                   label_names=label_names)
     floor_split, held = _first_nonempty(data, manifest, ("test", "validation"))
     if model is not None:
         # The whole held-out split (the floor below scores a subsample of it).

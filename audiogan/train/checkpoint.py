@@ -2,11 +2,17 @@
 
 A checkpoint is a directory:
   model.pt     `TrainState.state_dict()` (audiogan.train.state): generator, critic, both
-               optimisers, step, critic_steps and every rank's random state -- only tensors
-               and plain containers, loaded with weights_only=True
+               optimisers, the generator's weight average (`ema`, None when off), step,
+               critic_steps and every rank's random state -- only tensors and plain
+               containers, loaded with weights_only=True
   config.json  Config.to_dict()
   meta.json    versions, family, example_shape, data manifest hash, kind, note_scaling or
-               normalisation, labels, step, critic_steps, metrics at that step
+               normalisation, labels, step, critic_steps, metrics at that step, and for a
+               conditional model `label_map` (audiogan.data.labels.LabelMap.to_dict():
+               class names by index, the rule and its parameters, training windows per
+               class)
+`load_generator` returns the weight average when the checkpoint has one (sampling and
+evaluation use it), else the generator.
 Any defect (missing file, truncated, wrong family, pickle payload) is a one-line UserError.
 Loading reads a local path or a storage URI (file://, s3://, gs://: `audiogan sample` and
 `evaluate` take either); writing is local (Ray Train moves checkpoints to shared storage).
@@ -31,6 +37,7 @@ from torch import nn
 from audiogan import __version__, storage
 from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import Config
+from audiogan.data.labels import LabelMap
 from audiogan.errors import UserError
 from audiogan.train.state import TrainState
 
@@ -66,7 +73,8 @@ def _versions() -> dict[str, str]:
 
 
 def build_meta(cfg: Config, manifest: dict[str, Any], manifest_hash: str, step: int,
-               critic_steps: int, metrics: dict[str, float]) -> dict[str, Any]:
+               critic_steps: int, metrics: dict[str, float],
+               label_map: LabelMap | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "versions": _versions(), "family": cfg.model.family, "preset": cfg.preset,
         "example_shape": list(manifest["example_shape"]), "kind": manifest["kind"],
@@ -78,7 +86,14 @@ def build_meta(cfg: Config, manifest: dict[str, Any], manifest_hash: str, step: 
     for key in ("note_scaling", "normalisation"):
         if key in manifest:
             meta[key] = manifest[key]
+    if label_map is not None:
+        meta["label_map"] = label_map.to_dict()
     return meta
+
+
+def label_map_of(meta: dict[str, Any]) -> LabelMap | None:
+    """The checkpoint's `LabelMap`, or None for an unconditional model."""
+    return LabelMap.from_dict(meta["label_map"]) if meta.get("label_map") else None
 
 
 def save_checkpoint(path: str, *, state: dict[str, Any], cfg: Config, meta: dict[str, Any],
@@ -166,6 +181,9 @@ def _load_local(path: str, family: str | None, shown: str) -> Loaded:
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise UserError(f"checkpoint '{shown}': {MODEL} lacks the expected state "
                         f"({', '.join(REQUIRED_KEYS)})")
+    if cfg.model.conditional and not meta.get("label_map"):
+        raise UserError(f"checkpoint '{shown}': a conditional model without a label_map in "
+                        f"{META}")
     if meta.get("family") != cfg.model.family:
         raise UserError(f"checkpoint '{shown}': meta family '{meta.get('family')}' does not "
                         f"match config family '{cfg.model.family}'")
@@ -213,10 +231,15 @@ def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, pa
 
 
 def load_generator(path: str, device: str = "cpu") -> tuple[nn.Module, Config, dict[str, Any]]:
-    """(generator in eval mode, cfg, meta) from a checkpoint directory (path or URI)."""
+    """(generator in eval mode, cfg, meta) from a checkpoint directory (path or URI): the
+    EMA weights when the checkpoint has them, else the generator's."""
     from audiogan.builders import build_generator
 
     loaded = load_checkpoint(path)
-    generator = build_generator(loaded.cfg, loaded.meta["example_shape"])
-    load_state_into(generator, loaded.state["generator"], "generator", path)
+    label_map = label_map_of(loaded.meta)
+    generator = build_generator(loaded.cfg, loaded.meta["example_shape"],
+                                n_classes=0 if label_map is None else len(label_map))
+    ema = loaded.state.get("ema")
+    load_state_into(generator, ema if ema is not None else loaded.state["generator"],
+                    "generator", path)
     return generator.to(device).eval(), loaded.cfg, loaded.meta

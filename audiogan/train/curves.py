@@ -12,8 +12,10 @@ import sys
 from audiogan.metrics import registry
 from audiogan.wgan import LOSS_KEYS
 
-# The losses, then every evaluation metric the registry knows (those a run logged are drawn).
-KEYS = (*LOSS_KEYS, *(m.name for m in registry.METRICS.values() if m.objective))
+# Every loss of every kind, then every evaluation metric the registry knows (those a run
+# logged are drawn).
+KEYS = (*dict.fromkeys(k for keys in LOSS_KEYS.values() for k in keys),
+        *(m.name for m in registry.METRICS.values() if m.objective))
 
 
 def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:

@@ -24,10 +24,10 @@ from audiogan.cluster.hooks import FaultHooks
 from audiogan.cluster.session import Session, detect_session
 from audiogan.config import Config
 from audiogan.data import shards
+from audiogan.data.labels import LabelMap
 from audiogan.errors import UserError
 from audiogan.train import checkpoint as ckpt
 from audiogan.train.state import RankRandom, TrainState
-from audiogan.wgan import LOSS_KEYS
 
 log = logging.getLogger("audiogan.train")
 
@@ -67,18 +67,28 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
 
     manifest = shards.read_manifest(data)
     manifest_hash = shards.manifest_hash(manifest)
+    label_map = builders.build_label_map(cfg, manifest, data)  # None when unconditional
     examples = shards.load_split(data, "train", rank, world, manifest=manifest)
     if len(examples.x) == 0:
         raise UserError(f"'{data}' has no training examples for rank {rank} of {world}")
+    n_classes = 0 if label_map is None else len(label_map)
 
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-    generator = builders.build_generator(cfg, manifest["example_shape"])
-    critic = builders.build_critic(cfg, manifest["example_shape"])
+    generator = builders.build_generator(cfg, manifest["example_shape"], n_classes)
+    critic = builders.build_critic(cfg, manifest["example_shape"], n_classes)
     opt_g, opt_d = builders.build_optimizers(cfg, generator, critic)
+    ema = builders.build_ema(cfg, generator)
     per_worker = builders.per_worker_batch(cfg, world)
     random = RankRandom(cfg.train.seed, rank, torch.from_numpy(examples.x), per_worker, device,
-                        cfg.model.latent_dim)
-    state = TrainState(generator, critic, opt_g, opt_d, random)
+                        cfg.model.latent_dim,
+                        real_labels=None if label_map is None
+                        else torch.from_numpy(label_map.indices(examples.labels)),
+                        label_probs=None if label_map is None else label_map.probs)
+    augment = builders.build_augment(cfg, random.augment_gen)
+    loss_spec = builders.build_loss_spec(cfg)
+    loss_keys = loss_spec.keys
+    state = TrainState(generator, critic, opt_g, opt_d, random,
+                       ema=None if ema is None else ema.module)
     with session.restored_checkpoint() as resume_path:
         if resume_path:
             loaded, resume_path = ckpt.load_for_resume(resume_path, family=cfg.model.family)
@@ -93,6 +103,10 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
 
     generator.to(device)
     critic.to(device)
+    if ema is not None:
+        ema.module.to(device)
+    # Evaluation, TensorBoard media (and, via the checkpoint, sampling) use the average.
+    shown = generator if ema is None else ema.module
     g_model, d_model = generator, critic
     if world > 1 and dist.is_initialized():
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -101,34 +115,38 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
         g_model = DDP(generator, device_ids=ids, gradient_as_bucket_view=True)
         d_model = DDP(critic, device_ids=ids, gradient_as_bucket_view=True)
 
-    evaluate = _build_evaluation(cfg, data, manifest, device) if rank == 0 else None
-    tb = builders.build_tensorboard(cfg, session.log_dir, manifest) \
+    evaluate = _build_evaluation(cfg, data, manifest, device, label_map) if rank == 0 else None
+    tb = builders.build_tensorboard(cfg, session.log_dir, manifest, label_map) \
         if rank == 0 and session.log_dir else None
     tmp_root = tempfile.mkdtemp(prefix="audiogan-ckpt-") if rank == 0 else None
     total, ckpt_every = cfg.train.total_steps, cfg.ckpt_every
     report_due = ReportSchedule(cfg.train.report_every, cfg.train.report_every_s, rank)
-    sums = dict.fromkeys(LOSS_KEYS, 0.0)
+    sums = dict.fromkeys(loss_keys, 0.0)
     n_since, t_since = 0, 0.0
     t_start = time.perf_counter()
     try:
         while state.step < total:
             t0 = time.perf_counter()
             losses = wgan.train_step(g_model, d_model, opt_g, opt_d, random.batches,
-                                     random.next_z, cfg.loss.n_critic, cfg.loss.gp_weight,
-                                     generator_raw=generator, critic_raw=critic)
+                                     random.next_z, loss_spec, generator_raw=generator,
+                                     critic_raw=critic, augment=augment,
+                                     next_labels=None if label_map is None else random.next_labels)
             state.step += 1
+            if ema is not None:
+                ema.update(generator, state.step)
             state.critic_steps += cfg.loss.n_critic
             step = state.step
             hooks.after_step(step, rank, world)
             hooks.corrupt_losses(losses, step, rank)
             # One all-reduce per step carries the losses and rank 0's "report now" vote.
-            *values, vote = _all_mean([*(losses[k] for k in LOSS_KEYS), report_due.vote(step)],
+            *values, vote = _all_mean([*(losses[k] for k in loss_keys), report_due.vote(step)],
                                       world)
             if not all(math.isfinite(v) for v in values):
-                terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(LOSS_KEYS, values))
+                terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(loss_keys, values))
                 raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; lower "
-                                         "optim.lr_g/optim.lr_d or raise loss.gp_weight")
-            for k, v in zip(LOSS_KEYS, values):
+                                         f"optim.lr_g/optim.lr_d or "
+                                         f"{wgan.STABILISE[loss_spec.kind]}")
+            for k, v in zip(loss_keys, values):
                 sums[k] += v
             n_since += 1
             t_since += time.perf_counter() - t0
@@ -136,33 +154,33 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             if not (is_ckpt or vote > 0):
                 continue
             report_due.reported()
-            metrics: dict[str, Any] = {k: sums[k] / n_since for k in LOSS_KEYS}
+            metrics: dict[str, Any] = {k: sums[k] / n_since for k in loss_keys}
             metrics.update({"time/step_s": t_since / n_since, "progress/step": step,
                             "progress/critic_steps": state.critic_steps,
                             # wall time of this attempt, reporting included (benchmarks)
                             "time/elapsed_s": time.perf_counter() - t_start,
                             "sys/peak_rss_mb": _peak_rss_mb()})
             hooks.log_report(metrics, rank)
-            sums, n_since, t_since = dict.fromkeys(LOSS_KEYS, 0.0), 0, 0.0
+            sums, n_since, t_since = dict.fromkeys(loss_keys, 0.0), 0, 0.0
             checkpoint_dir = None
             if is_ckpt:
                 rng_by_rank = _gather(random.state_dict(), world)  # a collective: every rank
                 if rank == 0:
                     if evaluate is not None:
-                        metrics.update(evaluate(generator))
+                        metrics.update(evaluate(shown))
                     meta = ckpt.build_meta(cfg, manifest, manifest_hash, step, state.critic_steps,
                                            {k: v for k, v in metrics.items()
-                                            if isinstance(v, (int, float))})
+                                            if isinstance(v, (int, float))}, label_map)
                     meta["start_step"] = start_step  # where this attempt began (resume, recovery)
                     checkpoint_dir = ckpt.save_checkpoint(
                         os.path.join(tmp_root, ckpt.checkpoint_name(step)),
                         state=state.state_dict(rng_by_rank), cfg=cfg, meta=meta, hooks=hooks)
             if rank == 0:
-                _log_progress(metrics, total)
+                _log_progress(metrics, total, loss_keys)
                 if tb is not None:
                     tb.scalars(metrics, step)
                     if is_ckpt:
-                        tb.media(generator, step)
+                        tb.media(shown, step)
             session.report(metrics, checkpoint_dir=checkpoint_dir)
             if checkpoint_dir:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -198,10 +216,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _build_evaluation(cfg: Config, data: str, manifest: dict[str, Any], device: torch.device
+def _build_evaluation(cfg: Config, data: str, manifest: dict[str, Any], device: torch.device,
+                      label_map: LabelMap | None = None
                       ) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Build the metrics evaluator once (real-side work); returns generator -> metrics."""
-    evaluator = builders.build_evaluator(cfg, data, manifest, device=str(device))
+    evaluator = builders.build_evaluator(cfg, data, manifest, device=str(device),
+                                         label_map=label_map)
     floor = {f"floor/{k.split('/', 1)[-1]}": float(v) for k, v in evaluator.floor.items()}
     objective = cfg.train.objective
     if objective not in {m.name for m in evaluator.metrics}:
@@ -215,9 +235,9 @@ def _build_evaluation(cfg: Config, data: str, manifest: dict[str, Any], device: 
     return evaluate
 
 
-def _log_progress(metrics: dict[str, Any], total: int) -> None:
+def _log_progress(metrics: dict[str, Any], total: int, loss_keys: tuple[str, ...]) -> None:
     parts = [f"step {metrics['progress/step']}/{total}"]
-    parts += [f"{k.split('/')[-1]} {metrics[k]:.4g}" for k in LOSS_KEYS]
+    parts += [f"{k.split('/')[-1]} {metrics[k]:.4g}" for k in loss_keys]
     parts.append(f"{metrics['time/step_s']:.3f} s/step")
     parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("eval/")]
     log.info("  ".join(parts))

@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 from audiogan import storage
-from audiogan.builders import check_objective_available, train_config_from_args
+from audiogan.builders import build_label_map, check_objective_available, train_config_from_args
 from audiogan.cluster.hooks import FaultHooks
 from audiogan.config import Config
 from audiogan.data import shards
@@ -95,6 +95,7 @@ def check_data_matches(cfg: Config, manifest: dict[str, Any], data: str) -> None
     if manifest.get("kind") != want:
         raise UserError(f"preset '{cfg.preset}' trains on {want} data, '{data}' holds "
                         f"{manifest.get('kind')}")
+    build_label_map(cfg, manifest, data)  # model.conditional: labels usable (one-line errors)
 
 
 def _check_same_model(run_dir: str, cfg: Config) -> None:

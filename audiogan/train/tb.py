@@ -4,14 +4,14 @@ and an image (spectrogram, or piano roll of the generated notes)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from audiogan.data import shards, spectro
 from audiogan.data.audio import SAMPLE_RATE
-from audiogan.latent import latents_for_seeds
+from audiogan.latent import labels_for_seeds, latents_for_seeds
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,16 @@ ROLL_STEP_S = 0.05
 
 class TensorBoard:
     def __init__(self, log_dir: str, manifest: dict[str, Any], *, eval_seed: int,
-                 latent_dim: int, griffin_lim_iters: int) -> None:
+                 latent_dim: int, griffin_lim_iters: int,
+                 label_probs: Sequence[float] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=log_dir)
         self.manifest, self.griffin_lim_iters = manifest, griffin_lim_iters
-        self.z = latents_for_seeds([eval_seed + i for i in range(N_MEDIA)], latent_dim)
+        seeds = [eval_seed + i for i in range(N_MEDIA)]
+        self.z = latents_for_seeds(seeds, latent_dim)
+        # A conditional generator: the evaluator's labels for the same seeds.
+        self.labels = None if label_probs is None else labels_for_seeds(seeds, label_probs)
 
     def scalars(self, metrics: dict[str, Any], step: int) -> None:
         for key, value in metrics.items():
@@ -41,7 +45,9 @@ class TensorBoard:
         try:
             with torch.no_grad():
                 device = next(generator.parameters()).device
-                x = generator(self.z.to(device)).cpu().numpy()
+                z = self.z.to(device)
+                x = (generator(z) if self.labels is None
+                     else generator(z, self.labels.to(device))).cpu().numpy()
             if self.manifest["kind"] == "notes":
                 self._piano(x, step)
             else:

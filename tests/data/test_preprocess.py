@@ -59,6 +59,9 @@ def test_wav_dir_table_rows(ray_cluster, tmp_path):
     assert m["split_rule"] == {"rule": sources.HASH_SPLIT_RULE, "groups": 15,
                                "counts": {"train": 10, "validation": 2, "test": 3}}
     assert m["labels"] == ["one", "two"]
+    # windows per split and label: the class map (audiogan.data.labels) derives from these
+    assert m["label_counts"] == {"train": {"one": 3, "two": 1}, "validation": {},
+                                 "test": {"two": 1}}
     assert m["repaired"] == {"converted_float": 1, "converted_pcm_24": 1, "mixed_to_mono": 1,
                              "padded": 4, "resampled": 1, "trimmed": 1}
     assert m["rejected"]["unreadable"] == 4 and sum(m["rejected"].values()) == len(rejects)

@@ -79,8 +79,8 @@ def test_maestro_csv_and_unsafe_names(tmp_path):
     touch(tmp_path, "2004/a.midi", "2006/b.midi")
     (tmp_path / "maestro-v3.0.0.csv").write_text(
         "canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration\n"
-        "X,Y,train,2004,2004/a.midi,2004/a.wav,1\n"
-        "X,Y,test,2006,2006/b.midi,2006/b.wav,1\n"
+        "Frédéric Chopin,Y,train,2004,2004/a.midi,2004/a.wav,1\n"
+        " Franz Liszt ,Y,test,2006,2006/b.midi,2006/b.wav,1\n"
         "X,Y,train,2006,../../etc/passwd,a.wav,1\n"
         "X,Y,validation,2006,/abs/c.midi,a.wav,1\n")
     items = sources.list_items("maestro", str(tmp_path))
@@ -88,6 +88,9 @@ def test_maestro_csv_and_unsafe_names(tmp_path):
     assert got["2004/a.midi"] == ("train", "") and got["2006/b.midi"] == ("test", "")
     assert got["../../etc/passwd"] == ("train", "unsafe_path")
     assert got["/abs/c.midi"] == ("validation", "unsafe_path")
+    # canonical_composer is the label (stripped): PianoGAN's classes come from it
+    labels = {i["key"]: i["label"] for i in items}
+    assert labels["2004/a.midi"] == "Frédéric Chopin" and labels["2006/b.midi"] == "Franz Liszt"
     assert all(i["path"].startswith(str(tmp_path)) for i in items if not i["reject"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -54,6 +55,8 @@ def write_dataset(root: str, kind: str, split_examples: dict[str, tuple[np.ndarr
         "example_shape": list(train.shape[1:]),
         "counts": {s: int(len(split_examples.get(s, ([], []))[0])) for s in SPLITS},
         "files": {s: 1 for s in SPLITS}, "labels": sorted(set(labels)),
+        "label_counts": {s: dict(Counter(lab for lab, sp in zip(labels, splits) if sp == s))
+                         for s in SPLITS},
         "params": {}, "repaired": {}, "rejected": {}, "source_fingerprint": "test",
         "versions": {}, "created": "test",
     }

@@ -17,9 +17,9 @@ from audiogan.data.notes import notes_to_midi
 def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, tmp_path):
     """One Griffin-Lim (`spectro.griffin_lim`, compared with a plain reference in
     tests/data/test_spectro.py) behind `audiogan sample` and the TensorBoard audio."""
-    from audiogan.config import resolve
     from audiogan.builders import build_generator, build_tensorboard
-    from audiogan.train.tb import TensorBoard
+    from audiogan.config import resolve
+    from audiogan.data.labels import LabelMap
 
     assert not hasattr(render, "griffin_lim")
     calls = []
@@ -43,6 +43,16 @@ def test_sampling_and_tensorboard_invert_with_the_one_griffin_lim(monkeypatch, t
     finally:
         board.close()
     assert calls[1:] == [((4, 128, 128), 2)]
+    # a conditional generator gets the evaluator's labels for the same seeds
+    cond = cfg.override({"model.conditional": True})
+    board = build_tensorboard(cond, str(tmp_path / "tb2"), manifest,
+                              LabelMap(("0", "1", "2"), "sorted", {}, (1, 1, 1)))
+    try:
+        assert board.labels is not None and len(board.labels) == 4
+        board.media(build_generator(cond, [128, 128], n_classes=3), step=1)
+    finally:
+        board.close()
+    assert calls[2:] == [((4, 128, 128), 2)]
 
 
 def test_render_backends_label_their_audio():

@@ -14,19 +14,23 @@ from audiogan import cli
 from audiogan.config import resolve
 from audiogan.data import shards
 from audiogan.latent import latents_for_seeds
-from audiogan.builders import build_critic, build_generator
+from audiogan.builders import build_critic, build_generator, build_label_map
 from audiogan.sample import generate, parse_seeds
 from audiogan.train.checkpoint import build_meta, load_generator, save_checkpoint
 
 
-def _checkpoint(path: str, preset: str, data: str) -> str:
-    cfg = resolve(preset, {"model.d": 2, "metrics.ndb_k": 4, "metrics.n_samples": 40})
+def _checkpoint(path: str, preset: str, data: str, conditional: bool = False) -> str:
+    cfg = resolve(preset, {"model.d": 2, "metrics.ndb_k": 4, "metrics.n_samples": 40,
+                           "model.conditional": conditional})
     manifest = shards.read_manifest(data)
+    label_map = build_label_map(cfg, manifest, data)
+    n_classes = 0 if label_map is None else len(label_map)
     torch.manual_seed(0)
-    g, c = build_generator(cfg, manifest["example_shape"]), build_critic(cfg, manifest["example_shape"])
+    g = build_generator(cfg, manifest["example_shape"], n_classes)
+    c = build_critic(cfg, manifest["example_shape"], n_classes)
     state = {"generator": g.state_dict(), "critic": c.state_dict(), "opt_generator": {},
-             "opt_critic": {}, "step": 0, "critic_steps": 0}
-    meta = build_meta(cfg, manifest, shards.manifest_hash(manifest), 0, 0, {})
+             "opt_critic": {}, "step": 0, "critic_steps": 0, "rng": []}
+    meta = build_meta(cfg, manifest, shards.manifest_hash(manifest), 0, 0, {}, label_map)
     return save_checkpoint(path, state=state, cfg=cfg, meta=meta)
 
 
@@ -38,6 +42,13 @@ def piano_ckpt(note_data, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def spec_ckpt(spec_data, tmp_path_factory) -> str:
     return _checkpoint(str(tmp_path_factory.mktemp("sc") / "ckpt"), "spectogan-cpu", spec_data)
+
+
+@pytest.fixture(scope="module")
+def cond_spec_ckpt(spec_data, tmp_path_factory) -> str:
+    """Classes '0', '1', '2' (spec_data's digits)."""
+    return _checkpoint(str(tmp_path_factory.mktemp("csc") / "ckpt"), "spectogan-cpu", spec_data,
+                       conditional=True)
 
 
 def test_parse_seeds():
@@ -160,3 +171,56 @@ def test_evaluate_cli_json_and_table(piano_ckpt, note_data, spec_data, tmp_path,
     assert set(result["metrics"]) == keys and set(result["floor"]) == keys
     assert result["n_samples"] == 40 and "real floor (test)" in printed
     _one_line_exit_2(capsys, ["evaluate", piano_ckpt, "--data", spec_data])
+
+
+def test_conditional_samples_are_addressed_by_seed_and_label(cond_spec_ckpt, tmp_path, capsys):
+    g, cfg, meta = load_generator(cond_spec_ckpt)
+    assert g.n_classes == 3 and meta["label_map"]["names"] == ["0", "1", "2"]
+    z = latents_for_seeds([0, 1, 2, 3], cfg.model.latent_dim)
+    y = torch.tensor([2, 0, 1, 2])
+    full = generate(g, z, y, batch_size=4)
+    alone = generate(g, z[3:], y[3:])
+    np.testing.assert_allclose(full[3], alone[0], atol=1e-6)   # (seed 3, label 2) in any batch
+    assert not np.allclose(full[0], generate(g, z[:1], torch.tensor([1]))[0])  # label matters
+    # the CLI: every seed for every label, one grid row per label, names carry the label
+    out, one = str(tmp_path / "grid"), str(tmp_path / "one")
+    assert cli.main(["sample", cond_spec_ckpt, "--out", out, "--seeds", "0-1",
+                     "--labels", "0-2"]) == 0
+    rec = json.load(open(os.path.join(out, "samples.json")))
+    assert rec["names"][:3] == ["seed_0000_0", "seed_0001_0", "seed_0000_1"]
+    assert rec["labels"] == ["0", "0", "1", "1", "2", "2"] and rec["seeds"] == [0, 1]
+    assert "spectrograms.png" in rec["files"]
+    assert cli.main(["sample", cond_spec_ckpt, "--out", one, "--seeds", "1", "--labels", "2"]) == 0
+    import soundfile as sf
+
+    np.testing.assert_allclose(sf.read(os.path.join(one, "seed_0001_2.wav"))[0],
+                               sf.read(os.path.join(out, "seed_0001_2.wav"))[0], atol=2e-4)
+    walk = str(tmp_path / "walk")
+    assert cli.main(["sample", cond_spec_ckpt, "--out", walk, "--interpolate", "0", "1",
+                     "--steps", "2", "--labels", "1"]) == 0
+    rec = json.load(open(os.path.join(walk, "samples.json")))
+    assert rec["labels"] == ["1", "1"] and rec["interpolate"]["label"] == "1"
+    np.testing.assert_allclose(sf.read(os.path.join(walk, "interp_0_1_00_1.wav"))[0],
+                               sf.read(os.path.join(out, "seed_0000_1.wav"))[0], atol=2e-4)
+    for argv in (["--interpolate", "0", "1", "--labels", "0,1"], ["--labels", "7"]):
+        assert "--" in _one_line_exit_2(capsys, ["sample", cond_spec_ckpt, "--out", walk, *argv])
+
+
+def test_labels_on_an_unconditional_checkpoint_is_one_line(spec_ckpt, tmp_path, capsys):
+    err = _one_line_exit_2(capsys, ["sample", spec_ckpt, "--out", str(tmp_path), "--labels", "0"])
+    assert "unconditional" in err
+
+
+def test_evaluator_passes_seed_labels_to_a_conditional_generator(cond_spec_ckpt, spec_data):
+    from audiogan.builders import build_evaluator
+    from audiogan.latent import labels_for_seeds
+    from audiogan.train.checkpoint import label_map_of
+
+    g, cfg, meta = load_generator(cond_spec_ckpt)
+    label_map = label_map_of(meta)
+    ev = build_evaluator(cfg, spec_data, shards.read_manifest(spec_data), label_map=label_map)
+    assert ev.label_names == ["0", "1", "2"]
+    assert torch.equal(ev.labels, labels_for_seeds(ev.seeds, label_map.probs))
+    x = ev.generate(g)
+    np.testing.assert_allclose(x[:5], generate(g, ev.z[:5], ev.labels[:5]), atol=1e-6)
+    assert set(ev(g)) >= {"eval/ndb", "eval/nn_self"}

@@ -1,5 +1,7 @@
-"""Checkpoints (round trip, refusal of bad ones) and the loop without Ray (LocalSession)."""
+"""Checkpoints (round trip, refusal of bad ones) and the loop without Ray (LocalSession),
+including issue 16's recipe (conditioning, R1, EMA, augmentation, nearest upsampling)."""
 
+import math
 import os
 import pickle
 import shutil
@@ -122,7 +124,9 @@ def test_nan_injection_gives_one_clear_error(piano_run):
 
 
 def test_spectogan_local_run(tmp_path):
-    data = make_dataset(tmp_path / "spec", "spectrogram", n_train=4, n_validation=2, n_test=2)
+    # a manifest from before per-label counts still trains (unconditionally)
+    data = make_dataset(tmp_path / "spec", "spectrogram", n_train=4, n_validation=2, n_test=2,
+                        label_counts=False)
     cfg = resolve("spectogan-cpu", TINY + ["train.total_steps=2", "model.d=2"])
     session = LocalSession(checkpoint_root=str(tmp_path / "ck"), log_dir=str(tmp_path / "tb"))
     train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
@@ -141,12 +145,24 @@ def _tensors_equal(a, b) -> bool:
     return a == b
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    """Everything a checkpoint holds (TrainState) comes back: weights, both Adam states, the
-    step counters, the global torch RNG (phase shuffle, interpolates), the latent stream
-    and the data order with its position. Odd batch/data sizes so the position matters."""
-    data = make_dataset(tmp_path / "data", "notes", n_train=7, n_validation=4, n_test=4)
-    cfg = resolve("pianogan-cpu", TINY + ["optim.batch_size=3", "train.total_steps=6"])
+# Composer labels for conditional PianoGAN runs: train (7 windows) has Chopin 4, Bach 2,
+# Liszt 1, so with these keys the classes are Chopin, Bach and other.
+COMPOSERS = ["Chopin", "Bach", "Chopin", "Liszt"]
+CONDITIONAL = ["model.conditional=true", "data.n_composers=2", "data.min_class_windows=2"]
+
+
+@pytest.mark.parametrize("recipe", [[], CONDITIONAL + ["train.ema_decay=0.9",
+                                                       "train.augment=shift,cutout"]],
+                         ids=["paper", "conditional-ema-augment"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, recipe):
+    """Everything a checkpoint holds (TrainState) comes back: weights, the EMA weights,
+    both Adam states, the step counters, the global torch RNG (phase shuffle,
+    interpolates), the latent, fake-label and augmentation streams and the data order with
+    its position. Odd batch/data sizes so the position matters."""
+    data = make_dataset(tmp_path / "data", "notes", n_train=7, n_validation=4, n_test=4,
+                        labels=COMPOSERS)
+    cfg = resolve("pianogan-cpu", TINY + recipe + ["optim.batch_size=3",
+                                                   "train.total_steps=6"])
     straight = LocalSession(checkpoint_root=str(tmp_path / "a"))
     train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=straight)
     first = LocalSession(checkpoint_root=str(tmp_path / "b"))
@@ -161,6 +177,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     b = ckpt.load_checkpoint(resumed.checkpoints[-1]).state
     assert a.keys() == b.keys() == set(ckpt.STATE_KEYS)
     assert _tensors_equal(a, b)
+    assert (a["ema"] is None) == (not recipe)
 
 
 def test_resume_on_another_worker_count_reseeds_with_a_warning(piano_run, tmp_path, caplog):
@@ -175,3 +192,47 @@ def test_resume_on_another_worker_count_reseeds_with_a_warning(piano_run, tmp_pa
     assert [r["progress/step"] for r in s2.reports] == [5]
     assert any("statistically equivalent" in r.message and "saved by 2 worker(s), resumed on 1"
                in r.message for r in caplog.records)
+
+
+SMALL_BUDGET = CONDITIONAL + ["loss.kind=r1", "train.ema_decay=0.99", "model.upsample=nearest"]
+
+
+@pytest.mark.parametrize("family", ["pianogan", "spectogan"])
+def test_conditional_r1_ema_augment_nearest_run_trains(family, tmp_path):
+    """The whole small-budget recipe through the one loop: finite per-kind losses, the
+    label map in meta.json, both weight sets in the checkpoint, the EMA for sampling."""
+    if family == "pianogan":
+        data = make_dataset(tmp_path / "d", "notes", n_train=7, n_validation=2, n_test=2,
+                            labels=COMPOSERS)
+        extra = ["train.augment=shift,cutout"]
+    else:
+        data = make_dataset(tmp_path / "d", "spectrogram", n_train=6, n_validation=2,
+                            n_test=2, labels=["0", "1", "2"])
+        extra = ["train.augment=shift,cutout,mask"]
+    cfg = resolve(f"{family}-cpu", TINY + SMALL_BUDGET + extra + ["train.total_steps=2",
+                                                                  "loss.n_critic=2"])
+    session = LocalSession(checkpoint_root=str(tmp_path / "ck"))
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
+    for report in session.reports:
+        assert {"loss/critic", "loss/r1", "loss/gen"} <= set(report)
+        assert not {"loss/gp", "loss/wdist"} & set(report)
+        assert all(math.isfinite(report[k]) for k in ("loss/critic", "loss/r1", "loss/gen"))
+    loaded = ckpt.load_checkpoint(session.checkpoints[-1])
+    names = ["Chopin", "Bach", "other"] if family == "pianogan" else ["0", "1", "2"]
+    assert loaded.meta["label_map"]["names"] == names
+    assert loaded.meta["label_map"]["params"] == (
+        {"n_composers": 2, "min_class_windows": 2} if family == "pianogan" else {})
+    state = loaded.state
+    assert not torch.equal(state["ema"]["dense.weight"], state["generator"]["dense.weight"])
+    g, _, _ = ckpt.load_generator(session.checkpoints[-1])
+    assert g.n_classes == 3 and torch.equal(g.dense.weight, state["ema"]["dense.weight"])
+
+
+def test_nan_under_r1_names_its_terms(tmp_path):
+    data = make_dataset(tmp_path / "d", "notes", n_train=4, n_validation=2, n_test=2)
+    cfg = resolve("pianogan-cpu", TINY + ["loss.kind=r1", "train.total_steps=2"])
+    with pytest.raises(NonFiniteLossError) as info:
+        train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None},
+                   session=LocalSession(), hooks=FaultHooks(nan_at_step=1))
+    msg = str(info.value)
+    assert "loss/r1=" in msg and "loss/gp" not in msg and "raise loss.r1_weight" in msg

@@ -1,7 +1,11 @@
-"""Model shapes, phase shuffle, gradient penalty (analytic), the pure steps."""
+"""Model shapes, phase shuffle, gradient penalty (analytic), the pure steps; conditioning,
+nearest upsampling and R1 (issue 16)."""
+
+import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from audiogan import wgan
@@ -164,6 +168,9 @@ def test_phase_shuffle_shifts_at_most_n_and_keeps_length():
     assert torch.equal(ps.eval()(x), x)
 
 
+GP10 = wgan.LossSpec(kind="wgan-gp", gp_weight=10.0)
+
+
 class Linear(nn.Module):
     def __init__(self, w):
         super().__init__()
@@ -180,7 +187,7 @@ class Fixed(nn.Module):
         super().__init__()
         self.fake = fake
 
-    def forward(self, z):
+    def forward(self, z, labels=None):
         return self.fake
 
 
@@ -194,7 +201,7 @@ def test_critic_step_gp_and_its_gradient_equal_the_analytic_values():
     critic = Linear(w.clone())
     real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
     opt = torch.optim.SGD(critic.parameters(), lr=1.0)
-    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), 10.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), GP10)
     assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
     mean_diff = (real - fake).flatten(1).mean(0)
     assert out["loss/wdist"] == pytest.approx(float(w @ mean_diff), rel=1e-5, abs=1e-6)
@@ -214,7 +221,7 @@ def test_critic_step_runs_the_one_gradient_norm(monkeypatch):
     critic = Linear(torch.randn(3 * 16))
     opt = torch.optim.SGD(critic.parameters(), lr=0.0)
     wgan.critic_step(critic, Fixed(torch.randn(4, 3, 16)), opt, torch.randn(4, 3, 16),
-                     torch.zeros(4, 100), 10.0)
+                     torch.zeros(4, 100), GP10)
     assert calls == [4]   # once, on the interpolates' scores only
     assert not hasattr(wgan, "gradient_penalty") and not hasattr(wgan, "penalty_from_scores")
 
@@ -259,7 +266,7 @@ def test_critic_step_penalty_matches_and_steps_return_floats():
     opt_d = torch.optim.SGD(critic.parameters(), lr=0.0)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-3)
     out = wgan.critic_step(critic, g, opt_d, torch.rand(4, 3, 256) * 2 - 1,
-                           torch.rand(4, 100) * 2 - 1, 10.0)
+                           torch.rand(4, 100) * 2 - 1, GP10)
     assert set(out) == {"loss/critic", "loss/gp", "loss/wdist"}
     assert all(isinstance(v, float) for v in out.values())
     assert out["loss/gp"] == pytest.approx(float((w.norm() - 1) ** 2), rel=1e-5)
@@ -268,3 +275,133 @@ def test_critic_step_penalty_matches_and_steps_return_floats():
     gen = wgan.generator_step(g, critic, opt_g, torch.rand(4, 100) * 2 - 1)
     assert isinstance(gen["loss/gen"], float)
     assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters()))
+
+
+# -- issue 16: conditioning, nearest upsampling, R1 -------------------------------------------
+from audiogan.models import EMBED_DIM, _Critic  # noqa: E402
+
+
+def _nets(family, n_classes, upsample="transpose", d=2):
+    cfg = resolve(family, [f"model.d={d}", f"model.conditional={n_classes > 0}",
+                           f"model.upsample={upsample}"])
+    shape = example_shape_for(family)
+    torch.manual_seed(0)
+    return build_generator(cfg, shape, n_classes), build_critic(cfg, shape, n_classes).eval()
+
+
+@pytest.mark.parametrize("family", ["pianogan", "spectogan"])
+@pytest.mark.parametrize("upsample", ["transpose", "nearest"])
+def test_labels_change_outputs_and_examples_do_not_depend_on_their_batch(family, upsample):
+    g, c = _nets(family, 3, upsample, d=2)
+    assert g.n_classes == c.n_classes == 3
+    z = (torch.rand(1, 100) * 2 - 1).expand(3, 100)
+    y = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        x = g(z, y)
+        for i in range(3):
+            for j in range(i):
+                assert not torch.allclose(x[i], x[j])          # same z, other label
+        scores = c(x[:1].expand(3, *x.shape[1:]), y)
+        assert len(set(scores.tolist())) == 3                   # same x, other label
+        # each example alone equals itself in a batch of mixed labels
+        z5, y5 = torch.rand(4, 100) * 2 - 1, torch.tensor([2, 0, 1, 0])
+        batch = g(z5, y5)
+        scored = c(batch, y5)
+        for i in (1, 3):
+            torch.testing.assert_close(g(z5[i:i + 1], y5[i:i + 1])[0], batch[i],
+                                       atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(c(batch[i:i + 1], y5[i:i + 1])[0], scored[i],
+                                       atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="needs labels"):
+        g(z)
+    with pytest.raises(ValueError, match="takes no labels"):
+        _nets(family, 0)[0](z, y)
+
+
+@pytest.mark.parametrize("family", ["pianogan", "spectogan"])
+def test_conditional_and_nearest_parameter_counts(family):
+    d, k = 3, 4
+    want_g, want_d = CLOSED_FORM[family]
+    dense_out = 8 * d * 4 if family == "pianogan" else 16 * d * 16
+    features = dense_out  # the critic's flattened features have the generator's dense size
+    g, c = _nets(family, k, d=d)
+    # + embedding table + its columns of the dense layer; critic: + projection table
+    assert count_params(g) == want_g(d) + k * EMBED_DIM + EMBED_DIM * dense_out
+    assert count_params(c) == want_d(d) + k * features
+    g_nn, c_nn = _nets(family, 0, "nearest", d=d)
+    assert (count_params(g_nn), count_params(c_nn)) == (want_g(d), want_d(d))
+    out = g_nn(torch.zeros(2, 100))
+    assert out.shape == ((2, 3, 256) if family == "pianogan" else (2, 1, 128, 128))
+    # unconditional networks keep the paper's parameter names (old checkpoints load)
+    assert [n for n, _ in _nets(family, 0)[0].named_parameters()][0] == "dense.weight"
+    assert "embed.weight" not in dict(_nets(family, 0)[1].named_parameters())
+
+
+class LinearProjection(_Critic):
+    """The real projection head on a linear body h = x: D(x, y) = (w + v_y).x + b."""
+
+    def __init__(self, features, n_classes):
+        super().__init__(n_classes=n_classes)
+        self._add_head(features)
+
+    def forward(self, x, labels=None):
+        return self._score(x, labels)
+
+
+def test_gradient_penalty_is_analytic_through_a_projection_critic():
+    torch.manual_seed(0)
+    critic = LinearProjection(3 * 16, 4)
+    w, b, v = critic.out.weight[0].detach(), critic.out.bias.detach(), critic.embed.weight.detach()
+    real, fake = torch.randn(6, 3, 16), torch.randn(6, 3, 16)
+    y_real, y_fake = torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([3, 3, 2, 1, 0, 0])
+    opt = torch.optim.SGD(critic.parameters(), lr=0.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(6, 100), GP10,
+                           real_labels=y_real, fake_labels=y_fake)
+    # grad_x D(x, y) = w + v_y; an interpolate takes its real end's label
+    want_gp = ((w + v[y_real]).norm(dim=1) - 1).pow(2).mean()
+    want_wdist = ((w + v[y_real]) * real.flatten(1)).sum(1).mean() - \
+        ((w + v[y_fake]) * fake.flatten(1)).sum(1).mean()
+    assert out["loss/gp"] == pytest.approx(float(want_gp), rel=1e-5)
+    assert out["loss/wdist"] == pytest.approx(float(want_wdist), rel=1e-4, abs=1e-5)
+    assert torch.equal(b, critic.out.bias.detach())   # lr 0: nothing moved
+
+
+R1 = wgan.LossSpec(kind="r1", r1_weight=4.0)
+
+
+def test_r1_and_its_gradient_equal_the_analytic_values_for_a_linear_critic():
+    # D(x) = w.x: grad_x D = w, so loss/r1 = ||w||^2 and the critic loss is
+    # E softplus(-w.r) + E softplus(w.f) + gamma/2 ||w||^2; one SGD step (lr 1) moves w by
+    # its analytic gradient (the penalty stays differentiable inside the one backward).
+    torch.manual_seed(0)
+    w = torch.randn(3 * 16) * 0.3
+    critic = Linear(w.clone())
+    real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
+    opt = torch.optim.SGD(critic.parameters(), lr=1.0)
+    out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), R1)
+    assert set(out) == {"loss/critic", "loss/r1"}
+    r, f = real.flatten(1), fake.flatten(1)
+    assert out["loss/r1"] == pytest.approx(float(w @ w), rel=1e-5)
+    want = F.softplus(-r @ w).mean() + F.softplus(f @ w).mean() + 2.0 * (w @ w)
+    assert out["loss/critic"] == pytest.approx(float(want), rel=1e-5)
+    grad = (-torch.sigmoid(-r @ w)[:, None] * r).mean(0) + \
+        (torch.sigmoid(f @ w)[:, None] * f).mean(0) + 4.0 * w
+    assert torch.allclose(critic.w.detach(), w - grad, rtol=1e-4, atol=1e-5)
+
+
+def test_train_step_reports_the_loss_kinds_keys_and_the_nonsaturating_generator_loss():
+    torch.manual_seed(0)
+    cfg = resolve("pianogan-cpu", ["model.d=2"])
+    g = build_generator(cfg, [256, 3])
+    critic = Linear(torch.randn(3 * 256) * 0.01)
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.0)
+    opt_d = torch.optim.SGD(critic.parameters(), lr=0.0)
+    z = torch.rand(4, 100) * 2 - 1
+    for spec in (R1, GP10):
+        out = wgan.train_step(g, critic, opt_g, opt_d, lambda: (torch.rand(4, 3, 256), None),
+                              lambda: z, dataclasses.replace(spec, n_critic=2))
+        assert set(out) == set(wgan.LOSS_KEYS[spec.kind]) == set(spec.keys)
+    with torch.no_grad():
+        scores = critic(g(z))
+    gen = wgan.generator_step(g, critic, opt_g, z, R1)
+    assert gen["loss/gen"] == pytest.approx(float(F.softplus(-scores).mean()), rel=1e-5)
