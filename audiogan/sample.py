@@ -67,12 +67,10 @@ def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor |
     """Network-layout output for latents z (and class indices, conditional), in batches
     (eval mode: no phase shuffle).
 
-    2-D (SpectoGAN) generators run in channels_last memory format: oneDNN's transposed
-    convolutions are faster so on CPU, and the output is identical.
+    The generator's memory format is its config's (`compute.channels_last`, set by the
+    builder that made it); outputs are returned contiguous.
     """
     generator.eval()
-    if any(p.dim() == 4 for p in generator.parameters()):
-        generator = generator.to(memory_format=torch.channels_last)
     out = []
     for i in range(0, len(z), batch_size):
         batch = z[i:i + batch_size]

@@ -25,6 +25,7 @@ the augmented inputs, which is what the critic sees.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,6 +35,7 @@ from torch import nn
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 Labels = torch.Tensor | None
+Scaler = torch.amp.GradScaler | None
 
 # What `train_step` returns per loss kind (the loop reports their means over each interval).
 LOSS_KEYS = {"wgan-gp": ("loss/critic", "loss/gp", "loss/wdist", "loss/gen"),
@@ -60,6 +62,31 @@ class LossSpec:
         return LOSS_KEYS[self.kind]
 
 
+@dataclass(frozen=True)
+class Precision:
+    """How the networks run (`compute.precision`, built by `audiogan.builders`): under
+    autocast to `dtype` (bf16 or fp16), or in fp32 (`dtype` None). The loss arithmetic
+    and the penalty's gradient norm stay in fp32 (`gradient_norm`); fp16 also scales its
+    losses (`torch.amp.GradScaler`, one per optimiser, passed to the steps)."""
+
+    dtype: torch.dtype | None = None
+    device_type: str = "cpu"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: Scaler) -> None:
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)   # skipped (and the scale lowered) when a gradient overflowed
+    scaler.update()
+
+
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Random points on the lines between real and fake examples, as leaves needing grad."""
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device,
@@ -74,8 +101,12 @@ def gradient_norm(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     takes E[norm^2] on real examples (`critic_step`). `scores` are D(inputs) for the
     examples that need the penalty; `inputs` must require grad.
     `autograd.grad` with create_graph leaves `.grad` alone (DDP's hooks do not fire) and
-    keeps the graph for the one backward. The norm is taken in fp32 with autocast off,
-    so a bf16/fp16 forward does not round the penalty.
+    keeps the graph for the one backward. Mixed precision: the critic's forward (and so the
+    backward through it) may run in bf16/fp16, but the gradient w.r.t. the fp32 inputs is
+    upcast and the norm taken in fp32 with autocast off, so the penalty itself is never
+    rounded to half precision. The input gradient is not loss-scaled under fp16 (unlike the
+    parameter gradients): both penalties hold it near norm 1, far from fp16's underflow,
+    whereas a scaled one overflows in the first steps and turns the penalty into inf.
     """
     (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
     with torch.autocast(device_type=grad.device.type, enabled=False):
@@ -94,55 +125,58 @@ def _cat(*labels: Labels) -> Labels:
 def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim.Optimizer,
                 real: torch.Tensor, z: torch.Tensor, loss: LossSpec, *,
                 real_labels: Labels = None, fake_labels: Labels = None,
-                augment: Augment | None = None) -> dict[str, float]:
+                augment: Augment | None = None, precision: Precision = Precision(),
+                scaler: Scaler = None) -> dict[str, float]:
     """One critic update; returns `loss/critic` and the kind's penalty terms as floats.
 
     `generator` only makes fakes (under no_grad): pass the unwrapped module under DDP.
     """
-    with torch.no_grad():
-        fake = _run(generator, z, fake_labels)
+    with torch.no_grad(), precision.autocast():
+        fake = _run(generator, z, fake_labels).float()
     if augment is not None:
         real, fake = augment(real), augment(fake.detach())
     n = real.shape[0]
     if loss.kind == "r1":
         real = real.detach().requires_grad_(True)
-        scores = _run(critic, torch.cat([real, fake]), _cat(real_labels, fake_labels))
+        with precision.autocast():
+            scores = _run(critic, torch.cat([real, fake]), _cat(real_labels, fake_labels))
+        scores = scores.float()
         d_real, d_fake = scores[:n], scores[n:]
         r1 = gradient_norm(d_real, real).pow(2).mean()
         total = F.softplus(-d_real).mean() + F.softplus(d_fake).mean() + loss.r1_weight / 2 * r1
         terms = {"loss/r1": r1}
     else:
         x_hat = interpolates(real, fake)
-        scores = _run(critic, torch.cat([real, fake, x_hat]),
-                      _cat(real_labels, fake_labels, real_labels))
+        with precision.autocast():
+            scores = _run(critic, torch.cat([real, fake, x_hat]),
+                          _cat(real_labels, fake_labels, real_labels))
+        scores = scores.float()
         d_real, d_fake, d_hat = scores[:n], scores[n:2 * n], scores[2 * n:]
         # WGAN-GP (Gulrajani et al. 2017): unit gradient norm on random interpolates.
         gp = ((gradient_norm(d_hat, x_hat) - 1.0) ** 2).mean()
         wdist = d_real.mean() - d_fake.mean()
         total = -wdist + loss.gp_weight * gp
         terms = {"loss/gp": gp, "loss/wdist": wdist}
-    opt_critic.zero_grad(set_to_none=True)
-    total.backward()
-    opt_critic.step()
+    _backward_step(total, opt_critic, scaler)
     return {"loss/critic": total.item(), **{k: v.item() for k, v in terms.items()}}
 
 
 def generator_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.optim.Optimizer,
                    z: torch.Tensor, loss: LossSpec = LossSpec(), *, labels: Labels = None,
-                   augment: Augment | None = None) -> dict[str, float]:
+                   augment: Augment | None = None, precision: Precision = Precision(),
+                   scaler: Scaler = None) -> dict[str, float]:
     """One generator update; returns `loss/gen`.
 
     `critic` only scores (its gradients are discarded by the next critic step's zero_grad):
     pass the unwrapped module under DDP so its reducer is not involved.
     """
-    fake = _run(generator, z, labels)
-    if augment is not None:
-        fake = augment(fake)
-    scores = _run(critic, fake, labels)
+    with precision.autocast():
+        fake = _run(generator, z, labels)
+        if augment is not None:
+            fake = augment(fake)
+        scores = _run(critic, fake, labels).float()
     value = F.softplus(-scores).mean() if loss.kind == "r1" else -scores.mean()
-    opt_generator.zero_grad(set_to_none=True)
-    value.backward()
-    opt_generator.step()
+    _backward_step(value, opt_generator, scaler)
     return {"loss/gen": value.item()}
 
 
@@ -152,7 +186,8 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
                next_z: Callable[[], torch.Tensor], loss: LossSpec, *,
                generator_raw: nn.Module | None = None, critic_raw: nn.Module | None = None,
                next_labels: Callable[[], torch.Tensor] | None = None,
-               augment: Augment | None = None) -> dict[str, float]:
+               augment: Augment | None = None, precision: Precision = Precision(),
+               scalers: tuple[Scaler, Scaler] = (None, None)) -> dict[str, float]:
     """`loss.n_critic` critic updates then one generator update (= one step); mean critic
     losses and the generator's.
 
@@ -160,7 +195,7 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
     `next_z()` the next latents, `next_labels()` (conditional only) the labels of the next
     fakes; they are called in that order, once per critic update, then `next_z` and
     `next_labels` once for the generator. `*_raw` are the unwrapped modules (the same as
-    the wrapped ones without DDP).
+    the wrapped ones without DDP). `scalers` are fp16's (critic's, generator's).
     """
     generator_raw = generator_raw or generator
     critic_raw = critic_raw or critic
@@ -171,12 +206,13 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
         z = next_z()
         fake_labels = next_labels() if next_labels is not None else None
         out = critic_step(critic, generator_raw, opt_critic, real, z, loss,
-                          real_labels=real_labels, fake_labels=fake_labels, augment=augment)
+                          real_labels=real_labels, fake_labels=fake_labels, augment=augment,
+                          precision=precision, scaler=scalers[0])
         for k in critic_keys:
             sums[k] += out[k]
     metrics = {k: v / loss.n_critic for k, v in sums.items()}
     z = next_z()
     labels = next_labels() if next_labels is not None else None
     metrics.update(generator_step(generator, critic_raw, opt_generator, z, loss, labels=labels,
-                                  augment=augment))
+                                  augment=augment, precision=precision, scaler=scalers[1]))
     return metrics

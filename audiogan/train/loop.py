@@ -87,8 +87,11 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     augment = builders.build_augment(cfg, random.augment_gen)
     loss_spec = builders.build_loss_spec(cfg)
     loss_keys = loss_spec.keys
+    random.batches.memory_format = builders.memory_format(cfg)
+    precision = builders.build_precision(cfg, device)
+    scalers = builders.build_scalers(cfg, device)
     state = TrainState(generator, critic, opt_g, opt_d, random,
-                       ema=None if ema is None else ema.module)
+                       ema=None if ema is None else ema.module, scalers=scalers)
     with session.restored_checkpoint() as resume_path:
         if resume_path:
             loaded, resume_path = ckpt.load_for_resume(resume_path, family=cfg.model.family)
@@ -114,6 +117,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
         ids = [device.index] if device.type == "cuda" else None
         g_model = DDP(generator, device_ids=ids, gradient_as_bucket_view=True)
         d_model = DDP(critic, device_ids=ids, gradient_as_bucket_view=True)
+    g_step, g_fakes, critic_for_g = builders.compile_for_steps(cfg, g_model, generator, critic)
 
     evaluate = _build_evaluation(cfg, data, manifest, device, label_map) if rank == 0 else None
     tb = builders.build_tensorboard(cfg, session.log_dir, manifest, label_map) \
@@ -127,10 +131,11 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     try:
         while state.step < total:
             t0 = time.perf_counter()
-            losses = wgan.train_step(g_model, d_model, opt_g, opt_d, random.batches,
-                                     random.next_z, loss_spec, generator_raw=generator,
-                                     critic_raw=critic, augment=augment,
-                                     next_labels=None if label_map is None else random.next_labels)
+            losses = wgan.train_step(g_step, d_model, opt_g, opt_d, random.batches,
+                                     random.next_z, loss_spec, generator_raw=g_fakes,
+                                     critic_raw=critic_for_g, augment=augment,
+                                     next_labels=None if label_map is None else random.next_labels,
+                                     precision=precision, scalers=scalers)
             state.step += 1
             if ema is not None:
                 ema.update(generator, state.step)

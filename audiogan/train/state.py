@@ -38,9 +38,10 @@ class Batches:
     (x, label indices) when `labels` (int64, one per example) are given, else (x, None)."""
 
     def __init__(self, x: torch.Tensor, batch_size: int, gen: torch.Generator,
-                 device: torch.device, labels: torch.Tensor | None = None) -> None:
+                 device: torch.device, labels: torch.Tensor | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.x, self.batch_size, self.gen, self.device = x, batch_size, gen, device
-        self.labels = labels
+        self.labels, self.memory_format = labels, memory_format
         self.perm = torch.randperm(len(x), generator=gen)
         self.pos = 0
 
@@ -54,7 +55,8 @@ class Batches:
             idx = self.perm[self.pos:self.pos + self.batch_size]
             self.pos += self.batch_size
         labels = None if self.labels is None else self.labels[idx].to(self.device)
-        return self.x[idx].to(self.device, non_blocking=True), labels
+        x = self.x[idx].to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=self.memory_format), labels
 
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
@@ -127,17 +129,18 @@ class TrainState:
     """The networks, optimisers, counters and per-rank random state of one run."""
 
     KEYS = ("generator", "critic", "opt_generator", "opt_critic", "step", "critic_steps",
-            "rng", "ema")
+            "rng", "ema", "scalers")
     # A checkpoint without these still samples; resuming it reseeds the random streams
-    # (with a warning) and starts the EMA from the generator.
-    OPTIONAL = ("rng", "ema")
+    # (with a warning), starts the EMA from the generator and fp16's loss scales afresh.
+    OPTIONAL = ("rng", "ema", "scalers")
 
     def __init__(self, generator: nn.Module, critic: nn.Module,
                  opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
-                 random: RankRandom, ema: nn.Module | None = None) -> None:
+                 random: RankRandom, ema: nn.Module | None = None,
+                 scalers: tuple[Any, Any] = (None, None)) -> None:
         self.generator, self.critic = generator, critic
         self.opt_generator, self.opt_critic = opt_generator, opt_critic
-        self.random, self.ema = random, ema
+        self.random, self.ema, self.scalers = random, ema, scalers
         self.step = 0
         self.critic_steps = 0
 
@@ -148,7 +151,8 @@ class TrainState:
                 "opt_generator": self.opt_generator.state_dict(),
                 "opt_critic": self.opt_critic.state_dict(), "step": self.step,
                 "critic_steps": self.critic_steps, "rng": list(rng_by_rank),
-                "ema": None if self.ema is None else self.ema.state_dict()}
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "scalers": [None if s is None else s.state_dict() for s in self.scalers]}
 
     def load_state_dict(self, state: dict[str, Any], rank: int, world_size: int) -> None:
         """Restore everything; `load_state_into` errors come from the caller's check."""
@@ -159,6 +163,9 @@ class TrainState:
         self.opt_generator.load_state_dict(state["opt_generator"])
         self.opt_critic.load_state_dict(state["opt_critic"])
         self.step, self.critic_steps = int(state["step"]), int(state["critic_steps"])
+        for scaler, saved in zip(self.scalers, state.get("scalers") or (None, None)):
+            if scaler is not None and saved:
+                scaler.load_state_dict(saved)
         rng = state.get("rng")
         if isinstance(rng, list) and rng and len(rng) == world_size:
             try:
