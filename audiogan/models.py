@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiogan.conv1d import GemmConv1d, GemmConvTranspose1d
 from audiogan.errors import UserError
 
 PIANO_CHANNELS = 3
@@ -105,8 +106,9 @@ def _up1d(a: int, b: int, upsample: str) -> nn.Module:
     _check_upsample(upsample)
     if upsample == "nearest":
         return UpsampleConv(nn.Conv1d(a, b, 25, padding=12), 4)
-    # padding 11 + output_padding 1 makes each layer exactly x4 in length.
-    return nn.ConvTranspose1d(a, b, 25, stride=4, padding=11, output_padding=1)
+    # padding 11 + output_padding 1 makes each layer exactly x4 in length. (GEMM form on
+    # CPU where oneDNN is slow, audiogan.conv1d: same parameters, same outputs.)
+    return GemmConvTranspose1d(a, b, 25, stride=4, padding=11, output_padding=1)
 
 
 def _up2d(a: int, b: int, upsample: str) -> nn.Module:
@@ -195,9 +197,9 @@ class PianoCritic(_Critic):
                  phase_shuffle: int = 2, n_classes: int = 0) -> None:
         super().__init__(n_classes=n_classes)
         self.convs = nn.ModuleList([
-            nn.Conv1d(channels, 2 * d, 25, stride=4, padding=11),
-            nn.Conv1d(2 * d, 4 * d, 25, stride=4, padding=11),
-            nn.Conv1d(4 * d, 8 * d, 25, stride=4, padding=11),
+            GemmConv1d(channels, 2 * d, 25, stride=4, padding=11),
+            GemmConv1d(2 * d, 4 * d, 25, stride=4, padding=11),
+            GemmConv1d(4 * d, 8 * d, 25, stride=4, padding=11),
         ])
         self.shuffles = nn.ModuleList([PhaseShuffle(phase_shuffle), PhaseShuffle(phase_shuffle)])
         self._add_head(8 * d * (length // 64))

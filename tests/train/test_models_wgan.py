@@ -405,3 +405,45 @@ def test_train_step_reports_the_loss_kinds_keys_and_the_nonsaturating_generator_
         scores = critic(g(z))
     gen = wgan.generator_step(g, critic, opt_g, z, R1)
     assert gen["loss/gen"] == pytest.approx(float(F.softplus(-scores).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 256), (8, 16, 64), (16, 32, 16)])
+def test_gemm_conv1d_equals_onednn_through_the_double_backward(shape):
+    """audiogan.conv1d's GEMM form gives oneDNN's numbers (to fp32 rounding): outputs, the
+    penalty's input gradient and the parameter gradients of a gradient-norm loss."""
+    from audiogan.conv1d import GemmConv1d
+
+    c_in, c_out, length = shape
+    torch.manual_seed(0)
+    conv = GemmConv1d(c_in, c_out, 25, stride=4, padding=11)
+    ref = torch.nn.Conv1d(c_in, c_out, 25, stride=4, padding=11)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(3, c_in, length)
+    results = []
+    for module in (conv, ref):
+        xi = x.clone().requires_grad_(True)
+        y = module(xi)
+        (g,) = torch.autograd.grad((y ** 2).sum(), xi, create_graph=True)
+        g.norm().backward()
+        results.append((y.detach(), g.detach(), module.weight.grad.clone(), module.bias.grad.clone()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("length", [4, 16])
+def test_gemm_conv_transpose1d_equals_onednn(length):
+    from audiogan.conv1d import GemmConvTranspose1d
+
+    torch.manual_seed(0)
+    conv = GemmConvTranspose1d(16, 8, 25, stride=4, padding=11, output_padding=1)
+    ref = torch.nn.ConvTranspose1d(16, 8, 25, stride=4, padding=11, output_padding=1)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(3, 16, length)
+    outs = []
+    for module in (conv, ref):
+        y = module(x)
+        (y ** 2).sum().backward()
+        outs.append((y.detach(), module.weight.grad.clone()))
+    assert outs[0][0].shape == (3, 8, 4 * length)
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
