@@ -1,6 +1,12 @@
-"""`audiogan bench train`: what Ray Train costs over a plain PyTorch loop, and what 2 workers buy.
+"""`audiogan bench train [--parts overhead,full,reporting,precision]`: training speed.
 
-For each CPU preset, on a synthetic dataset built in a temp dir (so it runs anywhere):
+Parts (each rewrites its own section of results/bench/train.json; the others stay):
+  overhead   what Ray Train costs over a plain PyTorch loop, and what 2 workers buy (below)
+  full       the paper presets' FLOP/s against the matmul rate (`bench.train_full`)
+  reporting  reporting cost standalone, and a 2-worker trial in Tune (`bench.train_reporting`)
+  precision  bf16 / compile speed on CPU and bf16's 300-step check (`bench.train_precision`)
+
+Part `overhead`, for each CPU preset, on a synthetic dataset built in a temp dir:
   plain  -- one process calls `wgan.train_step` on the same models, batch and thread count
   ray1   -- `audiogan train`'s TorchTrainer with 1 worker
   ray2   -- the same with 2 workers (same global batch)
@@ -31,6 +37,8 @@ from audiogan.config import Config, DataConfig, resolve
 from audiogan.data import scaling, shards
 
 PRESETS = ("pianogan-cpu", "spectogan-cpu")
+PARTS = ("overhead", "full", "reporting", "precision")
+OVERHEAD_REPORT_EVERY = {"pianogan-cpu": 25, "spectogan-cpu": 10}
 # Ray Train with 1 worker within 5% of the plain loop's steps/s (recorded in the JSON; the
 # 2-worker speedup is reported, with no target).
 TARGET_RATIO = 0.95
@@ -90,15 +98,16 @@ def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work: str
-            ) -> dict[str, float]:
+def report_log_run(cfg: Config, data: str, workers: int, total: int, work: str
+                   ) -> list[dict[str, Any]]:
+    """`audiogan train`'s TorchTrainer for `total` steps (evaluation only at the end, after
+    the last report's clock); every report as rank 0 sent it, and `fit()`'s wall seconds
+    under "wall_s" in the last one."""
     from audiogan.cluster.hooks import FaultHooks
     from audiogan.train.run import build_trainer
 
-    total = warmup + steps
     cfg = cfg.override({"compute.workers": workers, "train.total_steps": total,
-                        "train.eval_every": total,
-                        "train.max_failures": 0}).validate()
+                        "train.eval_every": total, "train.max_failures": 0}).validate()
     name = f"run-{time.time_ns()}"
     log_path = os.path.join(work, f"{name}.jsonl")
     start = time.perf_counter()
@@ -106,11 +115,21 @@ def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work:
     build_trainer(cfg, data, name, work, hooks=FaultHooks(report_log=log_path)).fit()
     wall = time.perf_counter() - start
     with open(log_path) as f:
-        reports = {r["progress/step"]: r for r in map(json.loads, f)}
+        reports = [json.loads(line) for line in f]
+    shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+    reports[-1]["wall_s"] = wall
+    return reports
+
+
+def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work: str
+            ) -> dict[str, float]:
+    # Step-based reports (every `warmup` steps) time exactly the steps after the warm-up.
+    total = warmup + steps
+    reports = {r["progress/step"]: r for r in report_log_run(
+        cfg.override({"train.report_every": warmup}), data, workers, total, work)}
     first, last = reports[warmup], reports[total]
     rate = steps / (last["time/elapsed_s"] - first["time/elapsed_s"])
-    shutil.rmtree(os.path.join(work, name), ignore_errors=True)
-    return {"steps_per_s": rate, "startup_s": wall - total / rate,
+    return {"steps_per_s": rate, "startup_s": last["wall_s"] - total / rate,
             "peak_rss_mb_rank0": last["sys/peak_rss_mb"]}
 
 
@@ -121,8 +140,9 @@ def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str,
         warmup, steps, n_train = 2, 4, 16
     else:
         cfg = resolve(preset, ["metrics.n_samples=64", "metrics.ndb_k=8"])
-        # Measure at the preset's report rate (reports are part of the cost).
-        warmup, n_train = cfg.train.report_every, 256
+        # Reports every `warmup` steps (the presets' step-based rates until 2026-11-30), so
+        # Ray's per-report cost is inside what is compared; `reporting` measures the default.
+        warmup, n_train = OVERHEAD_REPORT_EVERY[preset], 256
         steps = 3 * warmup  # >= ~10 s timed per run: single runs vary +-20% here
     kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
     data = synthetic_dataset(os.path.join(work, f"data-{preset}"), kind, n_train)
@@ -153,25 +173,59 @@ def bench_preset(preset: str, quick: bool, repeats: int, work: str) -> dict[str,
     }
 
 
+def _parts(text: str | None) -> list[str]:
+    from audiogan.errors import UserError
+
+    parts = [p.strip() for p in (text or ",".join(PARTS)).split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise UserError(f"bench train: unknown part '{unknown[0]}' (parts: {', '.join(PARTS)})")
+    return parts
+
+
 def run(args: argparse.Namespace) -> str:
     from audiogan.cluster.start import ray_session
 
+    parts = _parts(getattr(args, "parts", None))
     quick = bool(getattr(args, "quick", False))
     repeats = 1 if quick else 5
     work = tempfile.mkdtemp(prefix="audiogan-bench-train-")
-    # No dashboard, no Train state tracking: neither is part of what is measured.
+    # No dashboard, no Train state tracking: neither is part of what is measured. The
+    # reporting part's Tune trial starts its own Ray (a sweep needs the dashboard).
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+    result: dict[str, Any] = {"quick": quick}
     try:
-        with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
-            results = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
+        if "overhead" in parts:
+            with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
+                result["presets"] = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
+            result["notes"] = ("overhead: steps/s after warm-up, medians of interleaved "
+                               "repeats; startup_s = fit() wall time minus the steady-state steps")
+        if "full" in parts:
+            from audiogan.bench.train_full import bench_full
+
+            with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
+                result["full_presets"] = bench_full(quick, work)
+        if "reporting" in parts:
+            from audiogan.bench.train_reporting import bench_reporting
+
+            result["reporting"] = bench_reporting(quick, work)
+        if "precision" in parts:
+            from audiogan.bench.train_precision import bench_precision
+
+            result["precision"] = bench_precision(quick, work, getattr(args, "source", None))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _write(args, {"quick": quick, "presets": results,
-                         "notes": "steps/s after warm-up, medians of interleaved repeats; "
-                                  "startup_s = fit() wall time minus the steady-state steps"})
+    return _write(args, result)
 
 
 def _write(args: argparse.Namespace, result: dict[str, Any]) -> str:
+    """Write train.json: this run's parts replace theirs, the others' sections stay."""
     from audiogan.bench import write_result
 
-    return write_result(getattr(args, "out", None) or "results/bench", "train", result)
+    out = getattr(args, "out", None) or "results/bench"
+    path = storage.join(out, "train.json")
+    previous = storage.read_json(path) if storage.exists(path) else {}
+    keep = {k: v for k, v in previous.items() if k not in ("bench", "date", "machine")}
+    if bool(previous.get("quick")) != bool(result.get("quick")):
+        keep = {}  # never mix a --quick run's numbers with a real one's
+    return write_result(out, "train", {**keep, **result})

@@ -172,7 +172,9 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                 rng_by_rank = _gather(random.state_dict(), world)  # a collective: every rank
                 if rank == 0:
                     if evaluate is not None:
+                        t_eval = time.perf_counter()
                         metrics.update(evaluate(shown))
+                        metrics["time/eval_s"] = time.perf_counter() - t_eval
                     meta = ckpt.build_meta(cfg, manifest, manifest_hash, step, state.critic_steps,
                                            {k: v for k, v in metrics.items()
                                             if isinstance(v, (int, float))}, label_map)

@@ -1,0 +1,201 @@
+"""`audiogan bench train` part `full`: the paper presets against the hardware.
+
+For `spectogan` and `pianogan` (d = 64, batch 64) on a synthetic dataset: the FLOPs of one
+full step (n_critic critic updates with the penalty's double backward, then the generator
+update), counted by `torch.utils.flop_counter.FlopCounterMode`; the step time of the plain
+PyTorch loop (`wgan.train_step` in this process) and of the product (`audiogan train`'s
+TorchTrainer, 1 worker), both on THREADS threads; and each one's FLOP/s as a share of the
+fp32 matmul rate measured in the same process (an n x n matmul on the same threads).
+
+PianoGAN also runs the plain loop with `audiogan.conv1d`'s GEMM form switched off (the
+oneDNN convolutions of before), and times each k25/s4 layer both ways at the preset's
+sizes (`pianogan_layers`): where a PianoGAN step spends its time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from typing import Any, Iterator
+
+import torch
+
+from audiogan.config import Config, resolve
+
+THREADS = 2
+MATMUL_N = 2048
+TARGETS = {"spectogan_product_over_plain_share": ">= 0.95",
+           "pianogan_share_over_onednn_share": ">= 1.2"}
+STEPS = {"spectogan": (1, 3), "pianogan": (2, 12)}   # (warm-up, timed) in the plain loop
+
+
+def matmul_rate(threads: int, n: int = MATMUL_N, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of an n x n matmul on `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+@contextlib.contextmanager
+def onednn_only() -> Iterator[None]:
+    """PianoGAN's convolutions as before `audiogan.conv1d`: all oneDNN."""
+    from audiogan import conv1d
+
+    saved = conv1d.GEMM_MAX_POSITIONS, conv1d.GEMM_MAX_IN_CHANNELS
+    conv1d.GEMM_MAX_POSITIONS = conv1d.GEMM_MAX_IN_CHANNELS = 0
+    try:
+        yield
+    finally:
+        conv1d.GEMM_MAX_POSITIONS, conv1d.GEMM_MAX_IN_CHANNELS = saved
+
+
+def _plain_models(cfg: Config, data: str) -> tuple[Any, ...]:
+    from audiogan import builders
+    from audiogan.data import shards
+    from audiogan.train.state import Batches
+
+    manifest = shards.read_manifest(data)
+    x = torch.from_numpy(shards.load_split(data, "train", manifest=manifest).x)
+    torch.manual_seed(cfg.train.seed)
+    g = builders.build_generator(cfg, manifest["example_shape"])
+    c = builders.build_critic(cfg, manifest["example_shape"])
+    opt_g, opt_c = builders.build_optimizers(cfg, g, c)
+    batches = Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1),
+                      torch.device("cpu"), memory_format=builders.memory_format(cfg))
+    zg = torch.Generator().manual_seed(2)
+
+    def next_z() -> torch.Tensor:
+        return torch.rand(cfg.optim.batch_size, cfg.model.latent_dim, generator=zg) * 2 - 1
+
+    return g, c, opt_g, opt_c, batches, next_z, builders.build_loss_spec(cfg), \
+        builders.build_precision(cfg, torch.device("cpu"))
+
+
+def step_flops(cfg: Config, data: str) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from audiogan import wgan
+
+    g, c, opt_g, opt_c, batches, next_z, loss, precision = _plain_models(cfg, data)
+    with FlopCounterMode(display=False) as counter:
+        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
+    return int(counter.get_total_flops())
+
+
+def plain_seconds_per_step(cfg: Config, data: str, warmup: int, steps: int) -> float:
+    from audiogan import wgan
+
+    torch.set_num_threads(cfg.compute.cpus_per_worker)
+    g, c, opt_g, opt_c, batches, next_z, loss, precision = _plain_models(cfg, data)
+    for _ in range(warmup):
+        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
+    return (time.perf_counter() - t0) / steps
+
+
+def layer_times(cfg: Config, threads: int, repeats: int = 3) -> list[dict[str, Any]]:
+    """Each PianoGAN k25/s4 layer, oneDNN vs GEMM: critic layers forward + double backward
+    on real+fake+interpolates (3 x batch), generator layers forward + backward (batch)."""
+    from audiogan.conv1d import GemmConv1d, GemmConvTranspose1d
+
+    torch.set_num_threads(threads)
+    d, batch = cfg.model.d, cfg.optim.batch_size
+    layers = [("critic 1", GemmConv1d(3, 2 * d, 25, stride=4, padding=11), (3 * batch, 3, 256)),
+              ("critic 2", GemmConv1d(2 * d, 4 * d, 25, stride=4, padding=11),
+               (3 * batch, 2 * d, 64)),
+              ("critic 3", GemmConv1d(4 * d, 8 * d, 25, stride=4, padding=11),
+               (3 * batch, 4 * d, 16))]
+    layers += [(f"generator {i + 1}",
+                GemmConvTranspose1d(a, b, 25, stride=4, padding=11, output_padding=1),
+                (batch, a, n))
+               for i, (a, b, n) in enumerate([(8 * d, 4 * d, 4), (4 * d, 2 * d, 16),
+                                              (2 * d, 3, 64)])]
+    rows = []
+    for name, layer, shape in layers:
+        x = torch.randn(*shape)
+        double = name.startswith("critic")
+
+        def once() -> None:
+            xi = x.clone().requires_grad_(double)
+            y = layer(xi)
+            if double:
+                (grad,) = torch.autograd.grad((y ** 2).sum(), xi, create_graph=True)
+                grad.norm().backward()
+            else:
+                (y ** 2).sum().backward()
+
+        times = {}
+        for mode, ctx in (("onednn", onednn_only), ("gemm", contextlib.nullcontext)):
+            with ctx():
+                once()
+                best = float("inf")
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    once()
+                    best = min(best, time.perf_counter() - t0)
+            times[mode] = best
+        rows.append({"layer": name, "input": list(shape), "uses_gemm": layer.use_gemm(x),
+                     "onednn_ms": round(1e3 * times["onednn"], 1),
+                     "gemm_ms": round(1e3 * times["gemm"], 1)})
+    return rows
+
+
+def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> float:
+    """`audiogan train`'s TorchTrainer (1 worker): steady-state wall seconds per step between
+    its first and last report (reports by time, the default; evaluation excluded)."""
+    from audiogan.bench.train import report_log_run
+
+    reports = report_log_run(cfg, data, 1, steps, work)
+    if len(reports) < 2:
+        raise RuntimeError(f"one report in {steps} steps: cannot time a steady state")
+    first, last = reports[0], reports[-1]
+    return (last["time/elapsed_s"] - first["time/elapsed_s"]) / (
+        last["progress/step"] - first["progress/step"])
+
+
+def bench_full(quick: bool, work: str) -> dict[str, Any]:
+    from audiogan.bench.train import synthetic_dataset
+
+    out: dict[str, Any] = {"threads": THREADS, "matmul": {"n": MATMUL_N, "threads": THREADS},
+                           "targets": TARGETS}
+    out["matmul"]["gflop_s"] = matmul_rate(THREADS, 256 if quick else MATMUL_N)
+    rate = out["matmul"]["gflop_s"] * 1e9
+    for preset in ("spectogan", "pianogan"):
+        over = {"compute.cpus_per_worker": THREADS, "metrics.n_samples": 64,
+                "metrics.ndb_k": 8}
+        if quick:
+            over.update({"model.d": 4, "optim.batch_size": 8, "train.report_every_s": 0.5})
+        cfg = resolve(preset, over)
+        kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
+        data = synthetic_dataset(os.path.join(work, f"full-{preset}"), kind, 128)
+        warmup, timed = (1, 2) if quick else STEPS[preset]
+        flops = step_flops(cfg, data)
+        plain = plain_seconds_per_step(cfg, data, warmup, timed)
+        # The product reports by time (the default): run long enough for 3 or more reports.
+        total = max(warmup + timed, math.ceil(2.5 * cfg.train.report_every_s / plain)) + 1
+        product = product_seconds_per_step(cfg, data, total, work)
+        row = {"d": cfg.model.d, "batch_size": cfg.optim.batch_size,
+               "n_critic": cfg.loss.n_critic, "tflop_per_step": flops / 1e12,
+               "plain_s_per_step": plain, "product_s_per_step": product,
+               "plain_share_of_matmul": flops / plain / rate,
+               "product_share_of_matmul": flops / product / rate}
+        row["product_over_plain_share"] = plain / product
+        if preset == "pianogan":
+            with onednn_only():
+                before = plain_seconds_per_step(cfg, data, warmup, timed)
+            row["onednn_plain_s_per_step"] = before
+            row["onednn_plain_share_of_matmul"] = flops / before / rate
+            row["share_over_onednn_share"] = before / plain
+            row["layers"] = layer_times(cfg, THREADS, 1 if quick else 3)
+        out[preset] = row
+    return out
