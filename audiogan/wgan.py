@@ -197,8 +197,9 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
     `next_labels` once for the generator. `*_raw` are the unwrapped modules (the same as
     the wrapped ones without DDP). `scalers` are fp16's (critic's, generator's).
     """
-    generator_raw = generator_raw or generator
-    critic_raw = critic_raw or critic
+    # `is None`, not `or`: a compiled module (torch.compile) refuses truth testing.
+    generator_raw = generator if generator_raw is None else generator_raw
+    critic_raw = critic if critic_raw is None else critic_raw
     critic_keys = [k for k in loss.keys if k != "loss/gen"]
     sums = dict.fromkeys(critic_keys, 0.0)
     for _ in range(loss.n_critic):

@@ -115,6 +115,23 @@ def test_compiled_generator_matches_eager():
         torch.testing.assert_close(g_fakes(z), g(z), rtol=1e-5, atol=1e-6)
 
 
+def test_a_step_runs_through_the_compiled_modules(monkeypatch):
+    """The step's wiring with compiled modules (the critic's own step eager); the cheap
+    aot_eager backend: numerics are the test above's."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m: real_compile(m, backend="aot_eager"))
+    cfg = resolve("pianogan-cpu", ["model.d=2", "compute.compile=true"])
+    torch.manual_seed(0)
+    g, c = builders.build_generator(cfg, [256, 3]), builders.build_critic(cfg, [256, 3])
+    g_step, g_fakes, c_for_g = builders.compile_for_steps(cfg, g, g, c)
+    z = torch.rand(4, 100) * 2 - 1
+    opt_g, opt_c = builders.build_optimizers(cfg, g, c)
+    x = torch.rand(8, 3, 256) * 2 - 1
+    out = wgan.train_step(g_step, c, opt_g, opt_c, lambda: (x[:4], None), lambda: z,
+                          wgan.LossSpec(n_critic=1), generator_raw=g_fakes, critic_raw=c_for_g)
+    assert all(torch.isfinite(torch.tensor(list(out.values()))))
+
+
 def test_bf16_under_two_rank_ddp_keeps_replicas_identical(tmp_path):
     data = make_dataset(tmp_path / "d", "notes", n_train=8)
     mp.start_processes(_rank_dump_main, args=(str(tmp_path), data), nprocs=2,
