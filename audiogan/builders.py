@@ -73,7 +73,8 @@ def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: st
 
     return build(data, manifest, n_samples=cfg.metrics.n_samples, ndb_k=cfg.metrics.ndb_k,
                  eval_seed=cfg.metrics.eval_seed, latent_dim=cfg.model.latent_dim,
-                 classifier=cfg.metrics.classifier, device=device)
+                 classifier=cfg.metrics.classifier, device=device,
+                 griffin_lim_iters=cfg.data.griffin_lim_iters)
 
 
 def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any]) -> Any:
@@ -86,12 +87,18 @@ def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any]) -> An
 
 def check_objective_available(cfg: Config, data: str) -> None:
     """A one-line error before anything starts when the run's objective needs a reference
-    this dataset lacks (eval/is without a digit classifier)."""
+    this dataset lacks (eval/is without a digit classifier) or a conditional generator
+    (eval/cond_acc)."""
     from audiogan.metrics import registry
     from audiogan.metrics.evaluator import find_classifier
 
     metric = registry.get(cfg.train.objective)
-    if metric.needs == "classifier" and find_classifier(cfg.metrics.classifier, data) is None:
+    if "classifier" in metric.needs and find_classifier(cfg.metrics.classifier, data) is None:
         raise UserError(f"train.objective {metric.name} needs the digit classifier: train it "
                         f"with `audiogan classifier train --data {data}` or set "
                         "metrics.classifier")
+    # getattr: `model.conditional` arrives with the conditioning work; until then no
+    # generator is conditional.
+    if "labels" in metric.needs and not getattr(cfg.model, "conditional", False):
+        raise UserError(f"train.objective {metric.name} needs a conditional generator "
+                        "(model.conditional=true)")

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from audiogan import storage
+from audiogan import cli, storage
 from audiogan.config import DataConfig
 from audiogan.data import scaling, shards
 
@@ -90,3 +90,12 @@ def note_data(tmp_path_factory) -> str:
         parts[split] = (note_examples(cl, rng), [""] * len(cl))
     write_dataset(root, "notes", parts)
     return root
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(spec_data, tmp_path_factory) -> str:
+    """The robust digit classifier of `spec_data` (round-trip augmented), trained once."""
+    out = str(tmp_path_factory.mktemp("clf"))
+    assert cli.main(["classifier", "train", "--data", spec_data, "--out", out,
+                     "--epochs", "6"]) == 0
+    return out
