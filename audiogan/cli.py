@@ -42,8 +42,8 @@ MODULES = {
     "best": "audiogan.sweep.best",
     "sample": "audiogan.sample",
     "evaluate": "audiogan.evaluate",
-    "classifier train": "audiogan.classifier",
-    "classifier evaluate": "audiogan.classifier",
+    "classifier train": "audiogan.classifier_cli",
+    "classifier evaluate": "audiogan.classifier_cli",
     "bench": "audiogan.bench",
 }
 

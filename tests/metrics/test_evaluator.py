@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from audiogan import cli
+from audiogan.builders import build_evaluator
 from audiogan.classifier import load_classifier
 from audiogan.config import resolve
 from audiogan.data import shards
-from audiogan.builders import build_evaluator
 from audiogan.metrics import note_stats
+from tests.metrics.conftest import spec_examples, write_dataset
 
 
 class PoolGenerator(torch.nn.Module):
@@ -29,13 +31,47 @@ class PoolGenerator(torch.nn.Module):
         return self.pool[idx]
 
 
-def test_classifier_trains_saves_and_loads(classifier_dir, spec_data):
+def test_classifier_trains_saves_and_loads(classifier_dir, spec_data, capsys):
     info = json.load(open(os.path.join(classifier_dir, "classifier.json")))
     assert info["labels"] == ["0", "1", "2"]
-    assert info["accuracy_test"] >= 0.9
+    assert info["accuracy_test"] >= 0.9 and info["accuracy_test_round_trip"] >= 0.9
+    assert info["accuracy_validation_round_trip"] >= 0.9
+    assert info["round_trip"]["griffin_lim_iters"] == 16 and info["augment"]["level_db"] == 12
     assert info["data_manifest_hash"] == shards.manifest_hash(shards.read_manifest(spec_data))
     model, loaded = load_classifier(classifier_dir)
     assert loaded == info and not model.training
+    assert cli.main(["classifier", "evaluate", "--classifier", classifier_dir,
+                     "--data", spec_data]) == 0
+    out = capsys.readouterr().out
+    assert f"round trip {info['accuracy_test_round_trip']:.4f}" in out and "peak" in out
+
+
+def test_leave_one_speaker_out(tmp_path, spec_data, capsys):
+    from audiogan.classifier import load_dataset
+    from audiogan.classifier_cli import leave_one_speaker_out
+
+    rng = np.random.default_rng(2)
+    parts, names = {}, {}
+    for split, takes in (("train", range(10, 16)), ("validation", range(5, 7)),
+                         ("test", range(0, 2))):
+        rows = [(c, spk, t) for spk in ("ann", "bob") for c in range(3) for t in takes]
+        parts[split] = (spec_examples([c for c, _, _ in rows], rng), [str(c) for c, _, _ in rows])
+        names[split] = [f"{c}_{spk}_{t}.wav" for c, spk, t in rows]
+    data = str(tmp_path / "spk")
+    write_dataset(data, "spectrogram", parts, names)
+    # Small epochs keep it quick; the command runs the same function after its own training.
+    loso = leave_one_speaker_out(load_dataset(data), epochs=2, min_epoch=64)
+    assert set(loso["folds"]) == {"ann", "bob"}
+    # Each fold trains on the other speaker's 18 training clips, tests on all 30 of its own.
+    assert all(f["n"] == 30 and f["n_train"] == 18 for f in loso["folds"].values())
+    assert loso["mean_round_trip"] == pytest.approx(
+        np.mean([f["round_trip"] for f in loso["folds"].values()]))
+    # File names without a speaker id: one line before any training.
+    out = str(tmp_path / "clf")
+    assert cli.main(["classifier", "train", "--data", spec_data, "--out", out,
+                     "--leave-one-speaker-out"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a speaker id" in err[0]
 
 
 def test_spectrogram_evaluator_real_vs_collapsed(spec_data, classifier_dir):
@@ -129,7 +165,7 @@ class LabelGenerator(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def spec_evaluator(spec_data, classifier_dir):
-    cfg = resolve("spectogan-cpu", {"metrics.ndb_k": 6, "metrics.n_samples": 240,
+    cfg = resolve("spectogan-cpu", {"metrics.ndb_k": 6, "metrics.n_samples": 150,
                                     "metrics.classifier": classifier_dir})
     manifest = shards.read_manifest(spec_data)
     return build_evaluator(cfg, spec_data, manifest), shards.load_split(spec_data, "test",
