@@ -102,11 +102,13 @@ def load_clips(data: str, split: str, manifest: dict[str, Any], labels: list[str
                n_iter: int) -> Clips:
     ex = shards.load_split(data, split, scaled=False, manifest=manifest)
     keep = [i for i, lab in enumerate(ex.labels) if lab in labels]
-    raw = torch.as_tensor(ex.x[keep])
-    # Round trip through the network layout, as the metrics do (the clip included).
-    audio = torch.cat([round_trip_audio(shards.to_network(ex.x[keep][i:i + 1024], manifest),
+    x = ex.x[keep]
+    # Round trip through the network layout, as the metrics do (the clip included), in
+    # chunks so the normalised copy stays small.
+    audio = torch.cat([round_trip_audio(shards.to_network(x[i:i + 1024], manifest),
                                         manifest, n_iter=n_iter)
-                       for i in range(0, len(keep), 1024)] or [torch.zeros(0, 16384)])
+                       for i in range(0, len(x), 1024)] or [torch.zeros(0, 16384)])
+    raw = torch.as_tensor(x)
     y = torch.tensor([labels.index(ex.labels[i]) for i in keep], dtype=torch.long)
     return Clips(raw, audio, y, [_speaker(ex.keys[i]) for i in keep])
 

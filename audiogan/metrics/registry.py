@@ -59,7 +59,6 @@ class Scoring:
 
         return features.nn_features(self.x, self.refs.manifest)
 
-
     @functools.cached_property
     def heard(self) -> Any:
         """The sample set after the audio round trip, in network layout (computed once)."""
