@@ -120,7 +120,7 @@ def build_label_map(cfg: Config, manifest: dict[str, Any], data: str = "the data
 
 
 def build_loss_spec(cfg: Config) -> LossSpec:
-    from audiogan.wgan import LossSpec, Precision
+    from audiogan.wgan import LossSpec
 
     return LossSpec(kind=cfg.loss.kind, gp_weight=cfg.loss.gp_weight,
                     r1_weight=cfg.loss.r1_weight, n_critic=cfg.loss.n_critic)
@@ -168,6 +168,7 @@ def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: st
     return build(data, manifest, n_samples=cfg.metrics.n_samples, ndb_k=cfg.metrics.ndb_k,
                  eval_seed=cfg.metrics.eval_seed, latent_dim=cfg.model.latent_dim,
                  classifier=cfg.metrics.classifier, device=device,
+                 griffin_lim_iters=cfg.data.griffin_lim_iters,
                  label_probs=None if label_map is None else label_map.probs,
                  label_names=None if label_map is None else list(label_map.names))
 
@@ -184,12 +185,18 @@ def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
 
 def check_objective_available(cfg: Config, data: str) -> None:
     """A one-line error before anything starts when the run's objective needs a reference
-    this dataset lacks (eval/is without a digit classifier)."""
+    this dataset lacks (eval/is without a digit classifier) or a conditional generator
+    (eval/cond_acc)."""
     from audiogan.metrics import registry
     from audiogan.metrics.evaluator import find_classifier
 
     metric = registry.get(cfg.train.objective)
-    if metric.needs == "classifier" and find_classifier(cfg.metrics.classifier, data) is None:
+    if "classifier" in metric.needs and find_classifier(cfg.metrics.classifier, data) is None:
         raise UserError(f"train.objective {metric.name} needs the digit classifier: train it "
                         f"with `audiogan classifier train --data {data}` or set "
                         "metrics.classifier")
+    # getattr: `model.conditional` arrives with the conditioning work; until then no
+    # generator is conditional.
+    if "labels" in metric.needs and not getattr(cfg.model, "conditional", False):
+        raise UserError(f"train.objective {metric.name} needs a conditional generator "
+                        "(model.conditional=true)")

@@ -42,7 +42,8 @@ MODULES = {
     "best": "audiogan.sweep.best",
     "sample": "audiogan.sample",
     "evaluate": "audiogan.evaluate",
-    "classifier train": "audiogan.classifier",
+    "classifier train": "audiogan.classifier_cli",
+    "classifier evaluate": "audiogan.classifier_cli",
     "bench": "audiogan.bench",
 }
 
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--out", default=None, help="write metrics JSON here")
 
-    p = add("classifier", "the digit classifier behind eval/is")
+    p = add("classifier", "the digit classifier behind eval/is and eval/cond_acc")
     csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=_Parser)
     csub.required = True
     q = csub.add_parser("train", help="train on a preprocessed spectrogram dataset",
@@ -153,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True)
     q.add_argument("--out", default=None)
     q.add_argument("--epochs", type=int, default=None)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--leave-one-speaker-out", action="store_true",
+                   help="also train one classifier per held-out speaker and report each")
+    q = csub.add_parser("evaluate", help="test accuracy of a saved classifier, clean and "
+                        "after the audio round trip", formatter_class=fmt,
+                        epilog=_epilog("classifier"))
+    q.add_argument("--classifier", required=True, help="directory with classifier.pt")
+    q.add_argument("--data", required=True)
+    for q in csub.choices.values():
+        q.add_argument("--griffin-lim-iters", type=int, default=16,
+                       help="Griffin-Lim iterations of the round trip (data.griffin_lim_iters)")
+        q.add_argument("--threads", type=int, default=1, help="torch threads")
     p = add("bench", "benchmarks, JSON into results/bench/")
     p.add_argument("what", choices=["preprocess", "train", "sample", "sweep"])
     p.add_argument("--out", default="results/bench")

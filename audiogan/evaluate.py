@@ -65,7 +65,7 @@ def table(result: dict[str, Any]) -> str:
     floor_name = f"real floor ({result['floor_split'] or 'none'})"
     rows = [("metric", "model", floor_name, "better")]
     for key, value in result["metrics"].items():
-        rows.append((key, _fmt(value), _fmt(result["floor"].get(key)), registry.get(key).better))
+        rows.append((key, _fmt(value), _fmt(result["floor"].get(key)), registry.metric_of(key).better))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 import torch
 
+from audiogan.bench.train_common import (plain_models, plain_seconds_per_step, report_log_run,
+                                         synthetic_dataset)
 from audiogan.config import Config, resolve
 
 THREADS = 2
@@ -57,50 +59,15 @@ def onednn_only() -> Iterator[None]:
         conv1d.GEMM_MAX_POSITIONS, conv1d.GEMM_MAX_IN_CHANNELS = saved
 
 
-def _plain_models(cfg: Config, data: str) -> tuple[Any, ...]:
-    from audiogan import builders
-    from audiogan.data import shards
-    from audiogan.train.state import Batches
-
-    manifest = shards.read_manifest(data)
-    x = torch.from_numpy(shards.load_split(data, "train", manifest=manifest).x)
-    torch.manual_seed(cfg.train.seed)
-    g = builders.build_generator(cfg, manifest["example_shape"])
-    c = builders.build_critic(cfg, manifest["example_shape"])
-    opt_g, opt_c = builders.build_optimizers(cfg, g, c)
-    batches = Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1),
-                      torch.device("cpu"), memory_format=builders.memory_format(cfg))
-    zg = torch.Generator().manual_seed(2)
-
-    def next_z() -> torch.Tensor:
-        return torch.rand(cfg.optim.batch_size, cfg.model.latent_dim, generator=zg) * 2 - 1
-
-    return g, c, opt_g, opt_c, batches, next_z, builders.build_loss_spec(cfg), \
-        builders.build_precision(cfg, torch.device("cpu"))
-
-
 def step_flops(cfg: Config, data: str) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from audiogan import wgan
 
-    g, c, opt_g, opt_c, batches, next_z, loss, precision = _plain_models(cfg, data)
+    g, c, opt_g, opt_c, batches, next_z, loss, precision = plain_models(cfg, data)
     with FlopCounterMode(display=False) as counter:
         wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
     return int(counter.get_total_flops())
-
-
-def plain_seconds_per_step(cfg: Config, data: str, warmup: int, steps: int) -> float:
-    from audiogan import wgan
-
-    torch.set_num_threads(cfg.compute.cpus_per_worker)
-    g, c, opt_g, opt_c, batches, next_z, loss, precision = _plain_models(cfg, data)
-    for _ in range(warmup):
-        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
-    return (time.perf_counter() - t0) / steps
 
 
 def layer_times(cfg: Config, threads: int, repeats: int = 3) -> list[dict[str, Any]]:
@@ -153,8 +120,6 @@ def layer_times(cfg: Config, threads: int, repeats: int = 3) -> list[dict[str, A
 def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> float:
     """`audiogan train`'s TorchTrainer (1 worker): steady-state wall seconds per step between
     its first and last report (reports by time, the default; evaluation excluded)."""
-    from audiogan.bench.train import report_log_run
-
     reports = report_log_run(cfg, data, 1, steps, work)
     if len(reports) < 2:
         raise RuntimeError(f"one report in {steps} steps: cannot time a steady state")
@@ -164,8 +129,6 @@ def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> f
 
 
 def bench_full(quick: bool, work: str) -> dict[str, Any]:
-    from audiogan.bench.train import synthetic_dataset
-
     out: dict[str, Any] = {"threads": THREADS, "matmul": {"n": MATMUL_N, "threads": THREADS},
                            "targets": TARGETS}
     out["matmul"]["gflop_s"] = matmul_rate(THREADS, 256 if quick else MATMUL_N)

@@ -31,11 +31,11 @@ def _steps_per_s(preset: str, overrides: dict[str, Any], data: str, steps: int,
                  warmup: int) -> tuple[float, float]:
     """(steps/s after warm-up, seconds of the warm-up: compilation when compiled)."""
     from audiogan import builders, wgan
-    from audiogan.bench.train_full import _plain_models
+    from audiogan.bench.train_common import plain_models
 
     cfg = resolve(preset, overrides)
     torch.set_num_threads(cfg.compute.cpus_per_worker)
-    g, c, opt_g, opt_c, batches, next_z, loss, precision = _plain_models(cfg, data)
+    g, c, opt_g, opt_c, batches, next_z, loss, precision = plain_models(cfg, data)
     g_step, g_fakes, c_for_g = builders.compile_for_steps(cfg, g, g, c)
 
     def run(n: int) -> None:
@@ -52,7 +52,7 @@ def _steps_per_s(preset: str, overrides: dict[str, Any], data: str, steps: int,
 
 
 def speed(quick: bool, work: str) -> dict[str, Any]:
-    from audiogan.bench.train import synthetic_dataset
+    from audiogan.bench.train_common import synthetic_dataset
 
     variants = {"fp32": {}, "bf16": {"compute.precision": "bf16"},
                 "compile": {"compute.compile": True}}
@@ -95,7 +95,7 @@ def _train(overrides: dict[str, Any], data: str, steps: int) -> dict[str, float]
 
 
 def quality(quick: bool, work: str, source: str | None) -> dict[str, Any]:
-    from audiogan.bench.train import synthetic_dataset
+    from audiogan.bench.train_common import synthetic_dataset
 
     steps = 6 if quick else STEPS
     data = source or synthetic_dataset(os.path.join(work, "prec-q"), "spectrogram", 256)

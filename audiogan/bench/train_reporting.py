@@ -43,13 +43,13 @@ def _steady(reports: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _calibrated_steps(cfg: Any, data: str, seconds: float) -> int:
-    from audiogan.bench.train_full import plain_seconds_per_step
+    from audiogan.bench.train_common import plain_seconds_per_step
 
     return max(8, int(seconds / plain_seconds_per_step(cfg, data, 1, 3)))
 
 
 def standalone(cfg: Any, data: str, workers: int, total: int, work: str) -> dict[str, Any]:
-    from audiogan.bench.train import report_log_run
+    from audiogan.bench.train_common import report_log_run
 
     reports = report_log_run(cfg, data, workers, total, work)
     if len(reports) < 3:
@@ -84,7 +84,7 @@ def in_tune(preset: str, overrides: dict[str, Any], data: str, total: int, work:
 
 def bench_reporting(quick: bool, work: str) -> dict[str, Any]:
     from audiogan.bench import meets
-    from audiogan.bench.train import synthetic_dataset
+    from audiogan.bench.train_common import synthetic_dataset
     from audiogan.cluster.start import ray_session
 
     run_s = 6.0 if quick else RUN_S

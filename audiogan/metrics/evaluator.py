@@ -3,17 +3,28 @@
 `build_evaluator(data, manifest, ...)` does the real-side work once (features, k-means
 bins, reference histograms, classifier); `Evaluator(generator)` then samples `n_samples`
 examples from seeds `eval_seed + i` and returns the `eval/*` keys the registry lists for
-the data's model family (`audiogan.metrics.registry`). For a conditional generator each
-seed also has a label, drawn by seed from the training split's class frequencies
-(`latent.labels_for_seeds`); `Evaluator.labels` holds them (class indices, None when
-unconditional) and `Evaluator.label_names` the class names, so metrics can compare what
-was generated with what was asked for.
+the data's model family (`audiogan.metrics.registry`).
 
 The floor (`Evaluator.floor`) is the same metrics computed for held-out real data in place
 of generated samples: the test split (else validation) capped at `n_samples` rows, against
 the same training bins and training reference. It is what a perfect generator would score
 with that many samples; e.g. `eval/ndb` of the floor is about the z-test's false-positive
-rate. Note overlap compares with the validation windows, so its floor uses the test split.
+rate. Note overlap and the pitch-class entropy gap compare with the validation windows, so
+their floor uses the test split.
+
+SpectoGAN's listening metrics (`eval/is`, `eval/is_real`, `eval/cond_acc`) score what a
+listener would hear: generated and real spectrograms alike go through the audio round trip
+(`audiogan.metrics.roundtrip`, `griffin_lim_iters` iterations) before the classifier sees
+them; the round trip of a sample set is computed once (`registry.Scoring.heard`), that of
+the held-out split once when the evaluator is built.
+
+Conditional generators (`n_classes > 0`, called as `generator(z, labels)`) are asked for
+`Evaluator.labels`: per seed, a class index drawn from the training split's label
+frequencies (the run's label map: `latent.labels_for_seeds`, each sample's label from its
+own seed, as its z; `Evaluator.label_names` names the classes). `eval/cond_acc` scores the
+classifier's prediction against that requested label; its floor is the classifier's
+accuracy on the held-out real clips against their true labels. Unconditional generators
+have no `eval/cond_acc`.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from audiogan import storage
 from audiogan.data import shards
 from audiogan.errors import UserError
 from audiogan.latent import labels_for_seeds, latents_for_seeds
-from audiogan.metrics import features, inception, note_stats, registry
+from audiogan.metrics import features, inception, note_stats, registry, roundtrip
 from audiogan.metrics.ndb import NDB
 
 log = logging.getLogger(__name__)
@@ -48,13 +59,13 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def _first_nonempty(data: str, manifest: dict[str, Any], splits: tuple[str, ...],
-                    scaled: bool = True) -> tuple[str, np.ndarray]:
+                    scaled: bool = True) -> tuple[str, shards.Examples]:
     for split in splits:
         if manifest.get("counts", {}).get(split, 1):
             ex = shards.load_split(data, split, scaled=scaled, manifest=manifest)
             if len(ex.x):
-                return split, ex.x
-    return "", np.zeros((0,), np.float32)
+                return split, ex
+    return "", shards.Examples(np.zeros((0,), np.float32), [], [])
 
 
 FAMILY_OF_KIND = {"notes": "pianogan", "spectrogram": "spectogan"}
@@ -72,19 +83,28 @@ def find_classifier(classifier: str, data: str) -> str | None:
     return None
 
 
+def conditional(generator: torch.nn.Module) -> bool:
+    """A conditional generator takes (z, labels): it says so with `n_classes > 0`."""
+    return int(getattr(generator, "n_classes", 0) or 0) > 0
+
+
 class Evaluator:
     """Scores generators on fixed seeds; real-side state is built once in `build_evaluator`."""
 
     def __init__(self, *, manifest: dict[str, Any], ndb: NDB, nn_ref: np.ndarray,
                  note_ref: dict[str, np.ndarray] | None, classifier: torch.nn.Module | None,
                  n_samples: int, eval_seed: int, latent_dim: int, device: str = "cpu",
+                 classifier_labels: list[str] | None = None, griffin_lim_iters: int = 16,
                  label_probs: Sequence[float] | None = None,
-                 label_names: Sequence[str] | None = None) -> None:
+                 label_names: Sequence[str] | None = None,
+                 pc_entropy_ref: float = math.nan) -> None:
         self.manifest, self.ndb, self.nn_ref = manifest, ndb, nn_ref
         self.note_ref, self.classifier, self.device = note_ref, classifier, device
+        self.classifier_labels = list(classifier_labels or [])
+        self.griffin_lim_iters, self.pc_entropy_ref = griffin_lim_iters, pc_entropy_ref
         self.kind = manifest["kind"]
-        self.metrics = registry.for_family(FAMILY_OF_KIND[self.kind],
-                                           ("classifier",) if classifier is not None else ())
+        self.metrics = registry.for_family(
+            FAMILY_OF_KIND[self.kind], ("classifier", "labels") if classifier is not None else ())
         self.seeds = [eval_seed + i for i in range(n_samples)]
         self.z = latents_for_seeds(self.seeds, latent_dim)
         self.labels = None if label_probs is None else labels_for_seeds(self.seeds, label_probs)
@@ -99,22 +119,36 @@ class Evaluator:
         g = getattr(generator, "module", generator)  # unwrap DDP
         was_training = g.training
         g.eval()
+        if conditional(g) and self.labels is None:
+            raise ValueError("a conditional generator needs the evaluator built with its "
+                             "label map (label_probs, label_names)")
         try:
             out = []
             for i in range(0, len(self.z), GEN_BATCH):
                 z = self.z[i:i + GEN_BATCH].to(self.device)
-                if self.labels is None:
-                    out.append(g(z).float().cpu())
-                else:
-                    out.append(g(z, self.labels[i:i + GEN_BATCH].to(self.device)).float().cpu())
+                args = (z, self.labels[i:i + GEN_BATCH].to(self.device)) if conditional(g) \
+                    else (z,)
+                out.append(g(*args).float().cpu())
         finally:
             g.train(was_training)
         return torch.cat(out).numpy()
 
-    def score(self, x_network: np.ndarray) -> dict[str, float]:
-        """All eval/* metrics for a set of examples in network layout (generated or real)."""
-        scoring = registry.Scoring(x_network, self)
-        return {m.name: float(m.compute(scoring)) for m in self.metrics}
+    def score(self, x_network: np.ndarray, labels: list[str] | None = None,
+              heard: np.ndarray | None = None) -> dict[str, float]:
+        """All eval/* metrics for a set of examples in network layout (generated or real).
+
+        `labels`: the requested (generated) or true (real) label names, None when the
+        examples have none (an unconditional generator): then no `eval/cond_acc`.
+        `heard`: the examples' audio round trip when already computed."""
+        scoring = registry.Scoring(x_network, self, labels=labels, heard=heard)
+        out: dict[str, float] = {}
+        for m in self.metrics:
+            if "labels" in m.needs and labels is None:
+                continue
+            value = m.compute(scoring)
+            out.update({k: float(v) for k, v in value.items()} if isinstance(value, dict)
+                       else {m.name: float(value)})
+        return out
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
         start = time.perf_counter()
@@ -124,14 +158,16 @@ class Evaluator:
             log.warning("generator output has %d non-finite values; scored as clipped to [-1, 1]",
                         int((~np.isfinite(x)).sum()))
             x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
-        metrics = self.score(x)
+        requested = ([self.label_names[i] for i in self.labels.tolist()]
+                     if conditional(getattr(generator, "module", generator)) else None)
+        metrics = self.score(x, labels=requested)
         self.last_seconds = time.perf_counter() - start
         return metrics
 
 
 def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_k: int,
                     eval_seed: int, latent_dim: int, classifier: str = "", device: str = "cpu",
-                    label_probs: Sequence[float] | None = None,
+                    griffin_lim_iters: int = 16, label_probs: Sequence[float] | None = None,
                     label_names: Sequence[str] | None = None) -> Evaluator:
     """The evaluator of `data` (see the module docstring); `classifier` is a directory or ""
     for `<data>/classifier/` when present; `label_probs` / `label_names` for a conditional
@@ -148,14 +184,15 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
     nn_ref = features.nn_features(_subsample(train, MAX_NN_TRAIN_ROWS, seed), manifest)
     del train
 
-    note_ref = None
+    note_ref, pc_entropy_ref = None, math.nan
     if kind == "notes":
-        ref_split, ref_raw = _first_nonempty(data, manifest, ("validation", "test", "train"),
-                                             scaled=False)
-        note_ref = note_stats.histograms(ref_raw)
+        ref_split, ref = _first_nonempty(data, manifest, ("validation", "test", "train"),
+                                         scaled=False)
+        note_ref = note_stats.histograms(ref.x)
+        pc_entropy_ref = note_stats.pitch_class_entropy(ref.x)
         log.debug("note statistics reference: %s split", ref_split)
 
-    model = None
+    model, classifier_labels = None, []
     if kind == "spectrogram":
         path = find_classifier(classifier, data)
         if path is None:
@@ -165,19 +202,31 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
         else:
             from audiogan.classifier import load_classifier
 
-            model, _ = load_classifier(path, device=device)
+            model, info = load_classifier(path, device=device)
+            classifier_labels = info["labels"]
+            if "accuracy_test_round_trip" not in info:
+                log.warning("the digit classifier in %s was trained without the audio round "
+                            "trip: retrain it (`audiogan classifier train --data %s`) for "
+                            "eval/is and eval/cond_acc that judge what a listener hears",
+                            path, data)
 
     ev = Evaluator(manifest=manifest, ndb=ndb, nn_ref=nn_ref, note_ref=note_ref,
                    classifier=model, n_samples=n_samples, eval_seed=eval_seed,
-                   latent_dim=latent_dim, device=device, label_probs=label_probs,
-                   label_names=label_names)
+                   latent_dim=latent_dim, device=device, classifier_labels=classifier_labels,
+                   griffin_lim_iters=griffin_lim_iters, label_probs=label_probs,
+                   label_names=label_names, pc_entropy_ref=pc_entropy_ref)
     floor_split, held = _first_nonempty(data, manifest, ("test", "validation"))
-    if model is not None:
-        # The whole held-out split (the floor below scores a subsample of it).
-        ev.is_real = inception.inception_score(model, held, device)
-    if len(held):
+    heard = None
+    if model is not None and len(held.x):
+        # The whole held-out split, round-tripped once (the floor scores a subsample of it).
+        heard = roundtrip.round_trip(held.x, manifest, n_iter=griffin_lim_iters)
+        ev.is_real = inception.inception_score(model, heard, device)
+    if len(held.x):
         ev.floor_split = floor_split
-        ev.floor = ev.score(_subsample(held, n_samples, seed + 1))
+        idx = _subsample(np.arange(len(held.x)), n_samples, seed + 1)
+        labels = [held.labels[i] for i in idx] if kind == "spectrogram" else None
+        ev.floor = ev.score(held.x[idx], labels=labels,
+                            heard=None if heard is None else heard[idx])
     else:
         log.warning("no validation or test split in '%s': no real floor for the metrics", data)
     log.info("evaluator built in %.1f s (%s, K=%d, n=%d)", time.perf_counter() - start, kind,

@@ -10,6 +10,10 @@ real validation windows' histogram: 1 = identical distributions, 0 = disjoint.
 
 `eval/note_overlap` is the mean of the four. Pooled histograms (rather than Yang & Lerch's
 KDE of pairwise feature distances) keep the cost linear in the number of notes.
+
+`pitch_class_entropy` (`eval/pc_entropy`): per window (a phrase of `window` notes) the
+Shannon entropy in bits of its note-count pitch-class histogram, averaged over windows
+(0 = one pitch class, log2 12 = 3.58 = all twelve equally; tonal music sits in between).
 """
 
 from __future__ import annotations
@@ -39,6 +43,18 @@ def histograms(notes: np.ndarray) -> dict[str, np.ndarray]:
         "duration": _normalised(np.histogram(np.clip(flat[:, 2], 0, 8.0), TIME_EDGES)[0]
                                 .astype(np.float64)),
     }
+
+
+def pitch_class_entropy(notes: np.ndarray) -> float:
+    """notes: [N, window, 3] raw -> mean over windows of the pitch-class entropy in bits."""
+    x = np.asarray(notes, np.float64)
+    if x.size == 0:
+        return float("nan")
+    pc = (np.clip(np.rint(x[..., 0]), PITCH_MIN, PITCH_MAX).astype(np.int64) % 12)
+    counts = np.stack([np.bincount(row, minlength=12) for row in pc]).astype(np.float64)
+    p = counts / counts.sum(1, keepdims=True)
+    terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    return float(terms.sum(1).mean())
 
 
 def overlap(p: np.ndarray, q: np.ndarray) -> float:

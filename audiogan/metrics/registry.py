@@ -4,8 +4,20 @@ to compute), `audiogan evaluate` (which way is better), `audiogan best` and the 
 the sweep spec's checks and config validation (`check_objective`).
 
 A compute function takes a `Scoring`: the sample set in network layout plus the real-side
-references, with the shared intermediate results (NDB bins, features) computed once.
+references, with the shared intermediate results (NDB bins, features, the audio round trip
+and the classifier's probabilities) computed once. It returns the metric's value, or a dict
+of keys when the metric also has a per-label breakdown (`eval/cond_acc` -> `eval/cond_acc/3`,
+...; `metric_of` maps such a key to its metric, which alone can be an objective).
 K (`metrics.ndb_k`) and N (`metrics.n_samples`) live in the config, not in the key.
+
+Listening metrics (`eval/is`, `eval/is_real`, `eval/cond_acc`) compare spectrograms after
+the audio round trip (`audiogan.metrics.roundtrip`: Griffin-Lim to audio, analysed again),
+generated and real alike: a spectrogram no one can hear scores nothing.
+
+Directions: "min" / "max" say which way is better; "match" marks a reference value that
+should be close to the real data's (its floor), never an objective: `eval/pc_entropy` is
+shown beside the real test split's value, and its distance from the real validation value,
+`eval/pc_entropy_gap` (direction min), is the one a sweep may optimise.
 """
 
 from __future__ import annotations
@@ -17,14 +29,23 @@ from typing import Any, Callable
 from audiogan.errors import UserError
 
 FAMILIES = ("pianogan", "spectogan")
-MODES = ("min", "max")
+MODES = ("min", "max")                # objective modes
+DIRECTIONS = (*MODES, "match")        # "match": a reference, closer to the real floor is better
 
 
 class Scoring:
-    """One sample set being scored, with lazily computed shared pieces."""
+    """One sample set being scored, with lazily computed shared pieces.
 
-    def __init__(self, x_network: Any, refs: Any) -> None:
-        self.x, self.refs = x_network, refs
+    `labels`: each example's requested label (a conditional generator's) or true label
+    (real data), as label names; None for an unconditional generator. `heard`: the sample
+    set already round-tripped, when the caller has it (the evaluator's real references).
+    """
+
+    def __init__(self, x_network: Any, refs: Any, labels: list[str] | None = None,
+                 heard: Any = None) -> None:
+        self.x, self.refs, self.labels = x_network, refs, labels
+        if heard is not None:
+            self.heard = heard  # fills the cached property
 
     @functools.cached_property
     def ndb(self) -> dict[str, float]:
@@ -37,6 +58,22 @@ class Scoring:
         from audiogan.metrics import features
 
         return features.nn_features(self.x, self.refs.manifest)
+
+    @functools.cached_property
+    def heard(self) -> Any:
+        """The sample set after the audio round trip, in network layout (computed once)."""
+        from audiogan.metrics import roundtrip
+
+        return roundtrip.round_trip(self.x, self.refs.manifest,
+                                    n_iter=self.refs.griffin_lim_iters)
+
+    @functools.cached_property
+    def probs(self) -> Any:
+        """The digit classifier's class probabilities of what is heard."""
+        from audiogan.metrics import inception
+
+        return inception.class_probabilities(self.refs.classifier, self.heard,
+                                             device=self.refs.device)
 
 
 def _ndb(s: Scoring) -> float:
@@ -67,14 +104,39 @@ def _note_overlap(s: Scoring) -> float:
     return note_stats.overlaps(raw, s.refs.note_ref)["mean"]
 
 
+def _pc_entropy(s: Scoring) -> float:
+    from audiogan.data import shards
+    from audiogan.metrics import note_stats
+
+    return note_stats.pitch_class_entropy(shards.from_network(s.x, s.refs.manifest))
+
+
+def _pc_entropy_gap(s: Scoring) -> float:
+    return abs(_pc_entropy(s) - s.refs.pc_entropy_ref)
+
+
 def _inception(s: Scoring) -> float:
     from audiogan.metrics import inception
 
-    return inception.inception_score(s.refs.classifier, s.x, s.refs.device)
+    return inception.inception_score_from_probs(s.probs)
 
 
 def _is_real(s: Scoring) -> float:
     return s.refs.is_real
+
+
+def _cond_acc(s: Scoring) -> dict[str, float]:
+    """Accuracy of the classifier against the requested labels, overall and per label."""
+    import numpy as np
+
+    names = list(s.refs.classifier_labels)
+    predicted = np.asarray(names, dtype=object)[s.probs.argmax(1).numpy()]
+    requested = np.asarray(s.labels, dtype=object)
+    hit = predicted == requested
+    out = {"eval/cond_acc": float(hit.mean()) if len(hit) else float("nan")}
+    for label in sorted(set(s.labels), key=lambda v: (len(v), v)):
+        out[f"eval/cond_acc/{label}"] = float(hit[requested == label].mean())
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,14 +144,14 @@ class Metric:
     name: str
     direction: str                      # "min" or "max": which way is better
     families: tuple[str, ...]           # model families it applies to
-    compute: Callable[[Scoring], float]
+    compute: Callable[[Scoring], float | dict[str, float]]  # a dict: with per-label keys
     description: str
-    needs: str = ""                     # a real-side reference it cannot do without
+    needs: tuple[str, ...] = ()         # what it cannot do without: "classifier", "labels"
     objective: bool = True              # may a sweep or checkpoint ranking use it?
 
     @property
     def better(self) -> str:
-        return "lower" if self.direction == "min" else "higher"
+        return {"min": "lower", "max": "higher", "match": "closer to real"}[self.direction]
 
 
 _BOTH = FAMILIES
@@ -104,11 +166,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "mean distance to the nearest training example (no copying)"),
     Metric("eval/note_overlap", "max", ("pianogan",), _note_overlap,
            "mean overlap of pitch-class, pitch, step and duration histograms"),
+    Metric("eval/pc_entropy", "match", ("pianogan",), _pc_entropy,
+           "mean per-window pitch-class entropy in bits (max log2 12 = 3.58); a reference "
+           "to read beside the real test split's value", objective=False),
+    Metric("eval/pc_entropy_gap", "min", ("pianogan",), _pc_entropy_gap,
+           "|eval/pc_entropy - the real validation windows' value| in bits"),
     Metric("eval/is", "max", ("spectogan",), _inception,
-           "inception score from the project's digit classifier", needs="classifier"),
+           "inception score from the robust digit classifier, after the audio round trip",
+           needs=("classifier",)),
     Metric("eval/is_real", "max", ("spectogan",), _is_real,
-           "inception score of the real test split (a reference)", needs="classifier",
-           objective=False),
+           "inception score of the real test split after the round trip (a reference)",
+           needs=("classifier",), objective=False),
+    Metric("eval/cond_acc", "max", ("spectogan",), _cond_acc,
+           "robust digit classifier's accuracy against the requested label after the audio "
+           "round trip (conditional generators; also per label as eval/cond_acc/<label>)",
+           needs=("classifier", "labels")),
 )}
 
 
@@ -118,10 +190,22 @@ def get(name: str) -> Metric:
     return METRICS[name]
 
 
-def for_family(family: str, available: tuple[str, ...] = ("classifier",)) -> list[Metric]:
+def _parent(key: str) -> str | None:
+    """'eval/cond_acc/3' -> 'eval/cond_acc' (a per-label key of a metric), else None."""
+    parent = key.rpartition("/")[0]
+    return parent if parent in METRICS and METRICS[parent].compute is _cond_acc else None
+
+
+def metric_of(key: str) -> Metric:
+    """The metric a reported key belongs to: itself, or the metric of a per-label key."""
+    return METRICS[_parent(key)] if _parent(key) and key not in METRICS else get(key)
+
+
+def for_family(family: str, available: tuple[str, ...] = ("classifier", "labels")
+               ) -> list[Metric]:
     """The metrics a family's evaluator computes, given the references it has."""
     return [m for m in METRICS.values()
-            if family in m.families and (not m.needs or m.needs in available)]
+            if family in m.families and set(m.needs) <= set(available)]
 
 
 def direction(name: str) -> str:
@@ -132,6 +216,9 @@ def check_objective(name: str, mode: str = "", family: str = "", where: str = "o
                     ) -> str:
     """The objective's mode; a one-line UserError for an unknown metric, one that cannot be
     an objective, one of another model family, or a mode against its direction."""
+    if _parent(name) and name not in METRICS:
+        raise UserError(f"{where}: '{name}' is one label's share of '{_parent(name)}', "
+                        f"not an objective: use '{_parent(name)}'")
     if name not in METRICS:
         objectives = [m.name for m in METRICS.values() if m.objective
                       and (not family or family in m.families)]

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from audiogan import storage
+from audiogan import cli, storage
 from audiogan.config import DataConfig
 from audiogan.data import scaling, shards
 
@@ -37,12 +37,13 @@ def note_examples(clusters: Sequence[int], rng: np.random.Generator, window: int
     return out
 
 
-def write_dataset(root: str, kind: str, split_examples: dict[str, tuple[np.ndarray, list[str]]]
-                  ) -> dict:
+def write_dataset(root: str, kind: str, split_examples: dict[str, tuple[np.ndarray, list[str]]],
+                  names: dict[str, list[str]] | None = None) -> dict:
+    """`names`: per split, each example's source file name (default `<split>/<i>.src`)."""
     keys, splits, labels, xs = [], [], [], []
     for split, (x, labs) in split_examples.items():
         for i in range(len(x)):
-            keys.append(f"{split}/{i:05d}.src#0")
+            keys.append(f"{names[split][i] if names else f'{split}/{i:05d}.src'}#0")
             splits.append(split)
             labels.append(labs[i])
         xs.append(x)
@@ -93,3 +94,12 @@ def note_data(tmp_path_factory) -> str:
         parts[split] = (note_examples(cl, rng), [""] * len(cl))
     write_dataset(root, "notes", parts)
     return root
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(spec_data, tmp_path_factory) -> str:
+    """The robust digit classifier of `spec_data` (round-trip augmented), trained once."""
+    out = str(tmp_path_factory.mktemp("clf"))
+    assert cli.main(["classifier", "train", "--data", spec_data, "--out", out,
+                     "--epochs", "2"]) == 0
+    return out

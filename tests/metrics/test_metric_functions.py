@@ -92,3 +92,22 @@ def test_nearest_neighbour_metrics():
     assert nn.nn_to(x, copies) == pytest.approx(0.0, abs=1e-3)
     # RMS per element: a constant offset of 0.5 everywhere is at distance 0.5.
     assert nn.nn_to(x + 0.5, x) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_pitch_class_entropy_analytic():
+    rng = np.random.default_rng(0)
+    times = np.stack([rng.exponential(0.1, (2, 240)), rng.exponential(0.3, (2, 240))], -1)
+
+    def windows(pitches: np.ndarray) -> np.ndarray:
+        return np.concatenate([pitches[..., None].astype(np.float64), times], -1)
+
+    # Every pitch class equally often (20 each, over several octaves): log2 12 bits.
+    all_twelve = np.tile(np.arange(36, 72), (2, 7))[:, :240].copy()
+    assert note_stats.pitch_class_entropy(windows(all_twelve)) == pytest.approx(math.log2(12))
+    # One pitch class (C in four octaves): 0 bits; two classes half and half: 1 bit.
+    assert note_stats.pitch_class_entropy(windows(np.tile([48, 60, 72, 84], (2, 60)))) == 0.0
+    assert note_stats.pitch_class_entropy(windows(np.tile([60, 67], (2, 120)))) == \
+        pytest.approx(1.0)
+    # The mean over windows: one window of each gives the mean of 0 and 1 bit.
+    mixed = np.stack([np.full(240, 60), np.tile([60, 67], 120)])
+    assert note_stats.pitch_class_entropy(windows(mixed)) == pytest.approx(0.5)

@@ -16,7 +16,9 @@ from audiogan.sweep.spec import parse_spec
 
 def test_every_metric_has_a_direction_family_and_compute():
     for m in registry.METRICS.values():
-        assert m.name.startswith("eval/") and m.direction in registry.MODES
+        assert m.name.startswith("eval/") and m.direction in registry.DIRECTIONS
+        # "match" (closer to the real value) marks a reference, never an objective.
+        assert m.direction in registry.MODES or not m.objective
         assert m.families and set(m.families) <= set(registry.FAMILIES)
         assert callable(m.compute)
     names = {m.name for m in registry.for_family("pianogan")}
@@ -46,11 +48,53 @@ def test_test_split_is_loaded_once_when_the_evaluator_is_built(spec_data, monkey
     assert calls.count("test") == 1, calls
 
 
+def test_new_quality_metrics_rows_and_per_label_keys():
+    assert registry.check_objective("eval/cond_acc", "max", "spectogan") == "max"
+    assert registry.check_objective("eval/pc_entropy_gap", "", "pianogan") == "min"
+    with pytest.raises(UserError, match="better when higher"):
+        registry.check_objective("eval/cond_acc", "min")
+    with pytest.raises(UserError, match="one label's share of 'eval/cond_acc'"):
+        registry.check_objective("eval/cond_acc/3")
+    with pytest.raises(UserError, match="reference value"):
+        registry.check_objective("eval/pc_entropy")
+    assert registry.metric_of("eval/cond_acc/3") is registry.get("eval/cond_acc")
+    assert registry.metric_of("eval/pc_entropy").better == "closer to real"
+    with pytest.raises(UserError, match="unknown metric"):
+        registry.metric_of("eval/ndb/3")
+    # eval/cond_acc needs a classifier and requested labels: not without them.
+    assert "eval/cond_acc" not in {m.name for m in registry.for_family("spectogan",
+                                                                       ("classifier",))}
+
+
+def test_cond_acc_objective_needs_a_classifier_and_a_conditional_generator(spec_data,
+                                                                          classifier_dir):
+    cfg = resolve("spectogan-cpu", {"train.objective": "eval/cond_acc"})
+    with pytest.raises(UserError, match="needs the digit classifier"):
+        check_objective_available(cfg, spec_data)
+    cfg = resolve("spectogan-cpu", {"train.objective": "eval/cond_acc",
+                                    "metrics.classifier": classifier_dir})
+    with pytest.raises(UserError, match="needs a conditional generator"):
+        check_objective_available(cfg, spec_data)
+
+
+def test_evaluate_table_reads_per_label_keys():
+    from audiogan.evaluate import table
+
+    result = {"family": "spectogan", "step": 1, "n_samples": 10, "ndb_k": 2,
+              "seconds": {"evaluate": 0.1}, "floor_split": "test",
+              "metrics": {"eval/cond_acc": 0.5, "eval/cond_acc/3": 0.25},
+              "floor": {"eval/cond_acc": 0.9, "eval/cond_acc/3": 1.0}}
+    lines = table(result).splitlines()
+    assert any(line.startswith("eval/cond_acc/3") and "higher" in line for line in lines)
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"metric": "eval/ndbb"}, "unknown metric 'eval/ndbb'"),
     ({"metric": "eval/is"}, "'eval/is' is a spectogan metric"),
     ({"metric": "eval/ndb", "mode": "max"}, "better when lower"),
     ({"metric": "eval/is_real"}, "reference value"),
+    ({"metric": "eval/cond_acc"}, "'eval/cond_acc' is a spectogan metric"),
+    ({"metric": "eval/pc_entropy"}, "reference value"),
 ])
 def test_sweep_spec_objective_errors(extra, message):
     raw = {"base": "pianogan-cpu", "search": {"optim.lr_g": {"type": "loguniform",

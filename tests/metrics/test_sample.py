@@ -167,9 +167,13 @@ def test_evaluate_cli_json_and_table(piano_ckpt, note_data, spec_data, tmp_path,
     assert cli.main(["evaluate", piano_ckpt, "--data", note_data, "--n", "40", "--out", out]) == 0
     printed = capsys.readouterr().out
     result = json.load(open(out))
-    keys = {"eval/ndb", "eval/ndb_js", "eval/nn_self", "eval/nn_train", "eval/note_overlap"}
+    keys = {"eval/ndb", "eval/ndb_js", "eval/nn_self", "eval/nn_train", "eval/note_overlap",
+            "eval/pc_entropy", "eval/pc_entropy_gap"}
     assert set(result["metrics"]) == keys and set(result["floor"]) == keys
     assert result["n_samples"] == 40 and "real floor (test)" in printed
+    # The raw entropy is read beside the real value; its gap is the objective-capable row.
+    assert any(line.startswith("eval/pc_entropy ") and "closer to real" in line
+               for line in printed.splitlines())
     _one_line_exit_2(capsys, ["evaluate", piano_ckpt, "--data", spec_data])
 
 
