@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--out", default=None, help="write metrics JSON here")
+    p.add_argument("--ndb-k", type=int, default=None, help="= metrics.ndb_k (NDB bins)")
+    p.add_argument("--eval-seed", type=int, default=None,
+                   help="= metrics.eval_seed: samples use seeds S .. S+n-1")
 
     p = add("classifier", "the digit classifier behind eval/is and eval/cond_acc")
     csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=_Parser)

@@ -98,6 +98,10 @@ class TrainConfig:
     # Evaluations and checkpoints keep their own step schedule either way.
     report_every: int = 0
     report_every_s: float = 30.0
+    # Stop (with a final checkpoint) once the run has trained this many seconds of wall time,
+    # evaluation and checkpoint writing excluded, summed over resumed attempts; 0 = off.
+    # Equal-time comparisons (ablations) use it; train.total_steps still caps the run.
+    time_budget_s: float = 0.0
     seed: int = 0
     keep_best: int = 3  # checkpoints kept by the objective, plus the latest
     objective: str = "eval/ndb"
@@ -247,6 +251,7 @@ class Config:
             (self.train.eval_every >= 1, "train.eval_every must be >= 1"),
             (self.train.ckpt_every >= 0, "train.ckpt_every must be >= 0 (0 = eval_every)"),
             (self.train.report_every >= 0, "train.report_every must be >= 0 (0 = by time)"),
+            (self.train.time_budget_s >= 0, "train.time_budget_s must be >= 0 (0 = off)"),
             (self.train.report_every > 0 or self.train.report_every_s > 0,
              "train.report_every_s must be > 0 when train.report_every is 0"),
             (self.train.keep_best >= 1, "train.keep_best must be >= 1"),

@@ -24,7 +24,11 @@ from audiogan.metrics import registry
 
 log = logging.getLogger(__name__)
 
-def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
+                        ndb_k: int | None = None, eval_seed: int | None = None
+                        ) -> dict[str, Any]:
+    """Score a checkpoint on `data`; `n`, `ndb_k` and `eval_seed` override the checkpoint's
+    `metrics.*` (a final evaluation: more samples, K = 50, seeds disjoint from training's)."""
     from audiogan.builders import build_evaluator
     from audiogan.train.checkpoint import label_map_of, load_generator
 
@@ -38,10 +42,12 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None) -> dic
         log.warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
                     "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
                     shards.manifest_hash(manifest), data)
-    if n is not None:
-        if n < cfg.metrics.ndb_k:
-            raise UserError(f"--n {n} is smaller than metrics.ndb_k={cfg.metrics.ndb_k} bins")
-        cfg = cfg.override({"metrics.n_samples": n})
+    overrides = {k: v for k, v in (("metrics.n_samples", n), ("metrics.ndb_k", ndb_k),
+                                   ("metrics.eval_seed", eval_seed)) if v is not None}
+    cfg = cfg.override(overrides)
+    if cfg.metrics.n_samples < cfg.metrics.ndb_k:
+        raise UserError(f"{cfg.metrics.n_samples} samples are fewer than the "
+                        f"{cfg.metrics.ndb_k} NDB bins: raise --n or lower --ndb-k")
     evaluator = build_evaluator(cfg, data, manifest, label_map=label_map_of(meta))
     build_s = time.perf_counter() - start
     metrics = evaluator(generator)
@@ -75,7 +81,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.n)
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.n, args.ndb_k, args.eval_seed)
     text = json.dumps(result, indent=2, sort_keys=True, allow_nan=True)
     if args.out:
         storage.write_bytes_atomic(args.out, (text + "\n").encode())

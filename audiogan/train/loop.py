@@ -127,7 +127,12 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     report_due = ReportSchedule(cfg.train.report_every, cfg.train.report_every_s, rank)
     sums = dict.fromkeys(loss_keys, 0.0)
     n_since, t_since = 0, 0.0
-    t_start = time.perf_counter()
+    t_start = t_mark = time.perf_counter()
+    budget = cfg.train.time_budget_s
+    if budget and state.train_seconds >= budget:
+        log.info("train.time_budget_s (%s s) already spent at step %d: nothing to train",
+                 budget, state.step)
+        total = state.step
     try:
         while state.step < total:
             t0 = time.perf_counter()
@@ -143,9 +148,14 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             step = state.step
             hooks.after_step(step, rank, world)
             hooks.corrupt_losses(losses, step, rank)
-            # One all-reduce per step carries the losses and rank 0's "report now" vote.
-            *values, vote = _all_mean([*(losses[k] for k in loss_keys), report_due.vote(step)],
-                                      world)
+            # One all-reduce per step carries the losses and rank 0's votes: "report now",
+            # and "the training-time budget is spent: this step is the last".
+            spent = state.train_seconds + time.perf_counter() - t_mark
+            stop_vote = float(rank == 0 and bool(budget) and spent >= budget)
+            *values, vote, stop = _all_mean(
+                [*(losses[k] for k in loss_keys), report_due.vote(step), stop_vote], world)
+            if stop > 0:
+                total = step
             if not all(math.isfinite(v) for v in values):
                 terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(loss_keys, values))
                 raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; lower "
@@ -164,11 +174,15 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                             "progress/critic_steps": state.critic_steps,
                             # wall time of this attempt, reporting included (benchmarks)
                             "time/elapsed_s": time.perf_counter() - t_start,
+                            # the run's training time so far, every attempt, evaluation and
+                            # checkpoint writing excluded (train.time_budget_s counts it)
+                            "time/train_s": state.train_seconds + time.perf_counter() - t_mark,
                             "sys/peak_rss_mb": _peak_rss_mb()})
             hooks.log_report(metrics, rank)
             sums, n_since, t_since = dict.fromkeys(loss_keys, 0.0), 0, 0.0
             checkpoint_dir = None
             if is_ckpt:
+                state.train_seconds += time.perf_counter() - t_mark
                 rng_by_rank = _gather(random.state_dict(), world)  # a collective: every rank
                 if rank == 0:
                     if evaluate is not None:
@@ -191,6 +205,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             session.report(metrics, checkpoint_dir=checkpoint_dir)
             if checkpoint_dir:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            if is_ckpt:
+                t_mark = time.perf_counter()  # evaluation, checkpoint and media excluded
         hooks.dump_params(rank, generator, critic)
     finally:
         if tb is not None:

@@ -129,10 +129,11 @@ class TrainState:
     """The networks, optimisers, counters and per-rank random state of one run."""
 
     KEYS = ("generator", "critic", "opt_generator", "opt_critic", "step", "critic_steps",
-            "rng", "ema", "scalers")
+            "rng", "ema", "scalers", "train_seconds")
     # A checkpoint without these still samples; resuming it reseeds the random streams
-    # (with a warning), starts the EMA from the generator and fp16's loss scales afresh.
-    OPTIONAL = ("rng", "ema", "scalers")
+    # (with a warning), starts the EMA from the generator and fp16's loss scales afresh,
+    # and counts training time from 0.
+    OPTIONAL = ("rng", "ema", "scalers", "train_seconds")
 
     def __init__(self, generator: nn.Module, critic: nn.Module,
                  opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
@@ -143,6 +144,7 @@ class TrainState:
         self.random, self.ema, self.scalers = random, ema, scalers
         self.step = 0
         self.critic_steps = 0
+        self.train_seconds = 0.0  # training wall time, evaluation excluded, every attempt
 
     def state_dict(self, rng_by_rank: list[dict[str, Any]]) -> dict[str, Any]:
         """The checkpoint payload; `rng_by_rank` is every rank's `RankRandom.state_dict()`
@@ -152,7 +154,8 @@ class TrainState:
                 "opt_critic": self.opt_critic.state_dict(), "step": self.step,
                 "critic_steps": self.critic_steps, "rng": list(rng_by_rank),
                 "ema": None if self.ema is None else self.ema.state_dict(),
-                "scalers": [None if s is None else s.state_dict() for s in self.scalers]}
+                "scalers": [None if s is None else s.state_dict() for s in self.scalers],
+                "train_seconds": self.train_seconds}
 
     def load_state_dict(self, state: dict[str, Any], rank: int, world_size: int) -> None:
         """Restore everything; `load_state_into` errors come from the caller's check."""
@@ -163,6 +166,7 @@ class TrainState:
         self.opt_generator.load_state_dict(state["opt_generator"])
         self.opt_critic.load_state_dict(state["opt_critic"])
         self.step, self.critic_steps = int(state["step"]), int(state["critic_steps"])
+        self.train_seconds = float(state.get("train_seconds") or 0.0)
         for scaler, saved in zip(self.scalers, state.get("scalers") or (None, None)):
             if scaler is not None and saved:
                 scaler.load_state_dict(saved)

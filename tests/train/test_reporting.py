@@ -92,3 +92,30 @@ def test_two_ranks_report_at_the_same_steps_with_the_same_means(data, tmp_path):
     assert logs[0] == logs[1]                       # same steps, same all-reduced means
     steps = [r["step"] for r in logs[0]]
     assert 1 < len(steps) < 10 and steps[-1] == 10
+
+
+def test_time_budget_stops_with_a_final_checkpoint_and_resumes_counting(data, tmp_path):
+    """train.time_budget_s: training time (evaluation excluded) summed over attempts."""
+    over = ["train.total_steps=1000", "train.eval_every=4", "train.report_every=1",
+            "train.time_budget_s=2.0"]
+    cfg = resolve("pianogan-cpu", TINY + over)
+    first = LocalSession(checkpoint_root=str(tmp_path / "a"))
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=first,
+               hooks=FaultHooks(step_sleep_s=0.25))
+    assert len(first.reports) >= 2
+    last, before = first.reports[-1], first.reports[-2]
+    # Stopped at the first step past the budget, with a scored final checkpoint.
+    assert before["time/train_s"] < 2.0 <= last["time/train_s"]
+    assert "eval/ndb" in last and first.checkpoints[-1].endswith(f"{last['progress/step']:08d}")
+    # The same budget again: already spent, nothing to train.
+    again = LocalSession(resume_from=first.checkpoints[-1])
+    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=again)
+    assert again.reports == []
+    # A larger budget continues from the step, counting the time already spent.
+    more = cfg.override({"train.time_budget_s": 3.5})
+    cont = LocalSession(resume_from=first.checkpoints[-1])
+    train_loop({"cfg": more.to_dict(), "data": data, "run_dir": None}, session=cont,
+               hooks=FaultHooks(step_sleep_s=0.25))
+    assert cont.reports[0]["progress/step"] == last["progress/step"] + 1
+    assert cont.reports[0]["time/train_s"] > last["time/train_s"]
+    assert cont.reports[-2]["time/train_s"] < 3.5 <= cont.reports[-1]["time/train_s"]
