@@ -8,28 +8,15 @@ are unchanged is skipped, so a re-run only redoes what changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import os
-import shlex
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
-from audiogan import storage
+from audiogan.stages import Stage, run_stages
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    argv: tuple[str, ...]
-    done_marker: str      # a file that exists only when the stage completed
-    after: tuple[str, ...] = ()
 
 
 def stages(out: str) -> list[Stage]:
@@ -75,11 +62,6 @@ def stages(out: str) -> list[Stage]:
     ]
 
 
-def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
-    blob = json.dumps([stage.argv, [stamps.get(a, "") for a in stage.after]]).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def _sweep_started(stage: Stage) -> bool:
     from audiogan.sweep.keys import TUNER_STATE
 
@@ -88,35 +70,18 @@ def _sweep_started(stage: Stage) -> bool:
     return os.path.exists(os.path.join(sweep_dir, TUNER_STATE))
 
 
+def _argv(stage: Stage) -> list[str]:
+    argv = list(stage.argv)
+    if stage.argv[0] == "sweep" and _sweep_started(stage):
+        argv.append("--resume")  # an interrupted demo sweep continues, not restarts
+    return argv
+
+
 def run(out: str, python: str = sys.executable) -> dict[str, float]:
     """Run every stage not already done; returns seconds per stage (0.0 = skipped)."""
     os.makedirs(out, exist_ok=True)
-    stamp_path = os.path.join(out, ".stages.json")
-    stamps: dict[str, str] = storage.read_json(stamp_path) if os.path.exists(stamp_path) else {}
-    seconds: dict[str, float] = {}
-    all_stages = stages(out)
-    for i, stage in enumerate(all_stages, 1):
-        stamp = _stamp(stage, stamps)
-        if stamps.get(stage.name) == stamp and os.path.exists(stage.done_marker):
-            print(f"[{i}/{len(all_stages)}] {stage.name}: up to date, skipped", flush=True)
-            seconds[stage.name] = 0.0
-            continue
-        argv = list(stage.argv)
-        if stage.argv[0] == "sweep" and _sweep_started(stage):
-            argv.append("--resume")  # an interrupted demo sweep continues, not restarts
-        cmd = [python, "-m", "audiogan", *argv]
-        print(f"[{i}/{len(all_stages)}] {stage.name}: audiogan {shlex.join(stage.argv)}", flush=True)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd)
-        seconds[stage.name] = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"make demo: stage '{stage.name}' failed (exit {proc.returncode}); "
-                             f"re-run `make demo` to continue from it")
-        stamps.pop(stage.name, None)
-        stamps[stage.name] = stamp
-        storage.write_json_atomic(stamp_path, stamps)
-        print(f"    done in {seconds[stage.name]:.1f} s", flush=True)
-    return seconds
+    return run_stages(stages(out), os.path.join(out, ".stages.json"), python=python,
+                      prepare=_argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,8 +30,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
     """Score a checkpoint on `data`; `n`, `ndb_k` and `eval_seed` override the checkpoint's
     `metrics.*` (a final evaluation: more samples, K = 50, seeds disjoint from training's)."""
     from audiogan.builders import build_evaluator
-    from audiogan.train.checkpoint import label_map_of, load_generator
+    from audiogan.train.checkpoint import label_map_of, latest_in, load_generator
 
+    checkpoint = latest_in(checkpoint)  # a run directory: its latest checkpoint
     start = time.perf_counter()
     generator, cfg, meta = load_generator(checkpoint)
     manifest = shards.read_manifest(data)

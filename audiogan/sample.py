@@ -169,9 +169,10 @@ def _slug(name: str) -> str:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from audiogan.train.checkpoint import label_map_of, load_generator
+    from audiogan.train.checkpoint import label_map_of, latest_in, load_generator
 
     start = time.perf_counter()
+    args.checkpoint = latest_in(args.checkpoint)  # a run directory: its latest checkpoint
     generator, cfg, meta = load_generator(args.checkpoint)
     latent_dim = cfg.model.latent_dim
     label_map = label_map_of(meta)

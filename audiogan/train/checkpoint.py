@@ -230,11 +230,24 @@ def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, pa
                         f"(different model.d or family?)") from exc
 
 
+def latest_in(path: str) -> str:
+    """`path` itself when it is a checkpoint, else the newest `checkpoint_*` in it (a run
+    or trial directory given where a checkpoint is expected: its latest state)."""
+    if storage.is_uri(path) or os.path.isfile(os.path.join(path, MODEL)) \
+            or not os.path.isdir(path):
+        return path
+    names = sorted(n for n in os.listdir(path) if n.startswith("checkpoint_")
+                   and os.path.isdir(os.path.join(path, n)))
+    return os.path.join(path, names[-1]) if names else path
+
+
 def load_generator(path: str, device: str = "cpu") -> tuple[nn.Module, Config, dict[str, Any]]:
-    """(generator in eval mode, cfg, meta) from a checkpoint directory (path or URI): the
-    EMA weights when the checkpoint has them, else the generator's."""
+    """(generator in eval mode, cfg, meta) from a checkpoint directory (path or URI), or
+    a run directory's latest checkpoint: the EMA weights when the checkpoint has them,
+    else the generator's."""
     from audiogan.builders import build_generator
 
+    path = latest_in(path)
     loaded = load_checkpoint(path)
     label_map = label_map_of(loaded.meta)
     generator = build_generator(loaded.cfg, loaded.meta["example_shape"],

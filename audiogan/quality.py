@@ -1,0 +1,179 @@
+"""The quality experiments (issue 16) as a plan of `audiogan` commands that resumes.
+
+    python -m audiogan.quality run --work /work/runs/quality \\
+        --fsdd ../shared/data/fsdd --maestro ../shared/data/maestro-mini/maestro-v3.0.0 \\
+        [--phase rows|seeds|long] [--only spectogan|pianogan] [--concurrency 2]
+    python -m audiogan.quality report --work /work/runs/quality --out results/quality
+
+`run` prepares the data (preprocess, the robust digit classifier), then trains each row of
+the ablation for the same training wall time (`train.time_budget_s`, the run's own clock,
+evaluation excluded) and scores each row's final checkpoint with one fixed final
+evaluation: FINAL_N generated examples, NDB with K = FINAL_K, on seeds from FINAL_SEED
+(disjoint from the training-time evaluation seeds). Two runs share the 2 cores (the CPU
+presets train on one thread). Re-running the same command skips finished stages and
+continues unfinished training runs from their latest checkpoint. `report` writes the
+table and plot from the final evaluations' JSON only.
+
+Rows, each adding one step to the one above (the paper's recipe first):
+  paper      the CPU preset as it was: WGAN-GP, transposed convolutions, d = 4 / 8
+  width      d x 2
+  cond       + model.conditional (digits; MAESTRO composers)
+  ema        + train.ema_decay 0.999 (warm-up 0.05)
+  augment    + train.augment (shift, cutout; + time/frequency masks for spectrograms)
+  nearest    + model.upsample nearest
+  r1         non-saturating loss + R1 (gamma 1) instead of WGAN-GP, with its usual
+             companions: n_critic 1, Adam lr 2e-4, betas (0, 0.99)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from audiogan.stages import Stage, run_stages
+
+ROW_BUDGET_S = 900        # >= 15 min of training per row
+LONG_BUDGET_S = 3600      # >= 60 min for the long runs
+FINAL_N, FINAL_K, FINAL_SEED = 2000, 50, 2_000_000
+ROWS = ("paper", "width", "cond", "ema", "augment", "nearest", "r1")
+BASE = {"spectogan": ("spectogan-cpu", {"model.d": 4}),
+        "pianogan": ("pianogan-cpu", {"model.d": 8})}
+AUGMENT = {"spectogan": "shift,cutout,mask", "pianogan": "shift,cutout"}
+R1 = {"loss.kind": "r1", "loss.n_critic": 1, "loss.r1_weight": 1.0, "optim.lr_g": 2e-4,
+      "optim.lr_d": 2e-4, "optim.beta1": 0.0, "optim.beta2": 0.99}
+COMMON = {"train.total_steps": 10_000_000, "metrics.n_samples": 500, "metrics.ndb_k": 20}
+
+
+def row_overrides(family: str, row: str) -> dict[str, Any]:
+    """The config of an ablation row: every step of the rows before it, plus its own."""
+    preset, over = BASE[family]
+    steps = {"paper": {}, "width": {"model.d": 2 * over["model.d"]},
+             "cond": {"model.conditional": True},
+             "ema": {"train.ema_decay": 0.999, "train.ema_rampup": 0.05},
+             "augment": {"train.augment": AUGMENT[family]},
+             "nearest": {"model.upsample": "nearest"}, "r1": R1}
+    out = {**COMMON, **over}
+    for name in ROWS[:ROWS.index(row) + 1]:
+        out.update(steps[name])
+    # Evaluate every few minutes of training (evaluation stays well under 10% of a run;
+    # a PianoGAN step is several times cheaper than a SpectoGAN one).
+    every = {"spectogan": 250, "pianogan": 1000}[family]
+    out["train.eval_every"] = every if out.get("loss.n_critic", 5) > 1 else 4 * every
+    return out
+
+
+def _set(over: dict[str, Any]) -> list[str]:
+    return [a for k, v in over.items() for a in ("--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}")]
+
+
+def _train_and_score(name: str, family: str, over: dict[str, Any], budget: float, work: str,
+                     data: str, after: tuple[str, ...]) -> list[Stage]:
+    run = os.path.join(work, "runs", name)
+    final = os.path.join(run, "final.json")
+    over = {**over, "train.time_budget_s": budget}
+    return [
+        Stage(f"train-{name}", ("train", BASE[family][0], "--data", data, "--out", run,
+                                *_set(over)), os.path.join(run, "summary.json"), after),
+        Stage(f"final-{name}", ("evaluate", run, "--data", data, "--n", str(FINAL_N),
+                                "--ndb-k", str(FINAL_K), "--eval-seed", str(FINAL_SEED),
+                                "--out", final), final, (f"train-{name}",)),
+    ]
+
+
+def plan(work: str, fsdd: str, maestro: str, phase: str, only: Sequence[str]) -> list[Stage]:
+    data = {"spectogan": os.path.join(work, "data", "fsdd"),
+            "pianogan": os.path.join(work, "data", "maestro")}
+    stages = [
+        Stage("data-fsdd", ("preprocess", "fsdd", "--source", fsdd, "--out", data["spectogan"],
+                            "--overwrite"), os.path.join(data["spectogan"], "manifest.json")),
+        Stage("data-maestro", ("preprocess", "maestro", "--source", maestro, "--out",
+                               data["pianogan"], "--overwrite"),
+              os.path.join(data["pianogan"], "manifest.json")),
+        Stage("classifier", ("classifier", "train", "--data", data["spectogan"],
+                             "--leave-one-speaker-out"),
+              os.path.join(data["spectogan"], "classifier", "classifier.json"), ("data-fsdd",)),
+    ]
+    ready = {"spectogan": ("classifier",), "pianogan": ("data-maestro",)}
+    for family in only:
+        if phase == "rows":
+            for row in ROWS:
+                stages += _train_and_score(f"{family}-{row}", family,
+                                           row_overrides(family, row), ROW_BUDGET_S, work,
+                                           data[family], ready[family])
+        elif phase == "seeds":
+            for row in best_rows(work, family):
+                stages += _train_and_score(f"{family}-{row}-seed1", family,
+                                           {**row_overrides(family, row), "train.seed": 1},
+                                           ROW_BUDGET_S, work, data[family], ready[family])
+        else:  # long runs of the best recipe
+            best = best_rows(work, family)[0]
+            over = row_overrides(family, best)
+            stages += _train_and_score(f"{family}-long", family, over, LONG_BUDGET_S, work,
+                                       data[family], ready[family])
+            if family == "spectogan" and over.get("model.conditional"):
+                stages += _train_and_score(f"{family}-long-uncond", family,
+                                           {**over, "model.conditional": False},
+                                           LONG_BUDGET_S, work, data[family], ready[family])
+    return stages
+
+
+def final_scores(work: str, name: str) -> dict[str, Any] | None:
+    path = os.path.join(work, "runs", name, "final.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def headline(family: str, result: dict[str, Any]) -> float:
+    """One number to rank rows by: SpectoGAN cond_acc (else IS / real), PianoGAN NDB gap."""
+    m, floor = result["metrics"], result["floor"]
+    if family == "spectogan":
+        if "eval/cond_acc" in m:
+            return m["eval/cond_acc"]
+        return m.get("eval/is", 0.0) / max(floor.get("eval/is", 1.0), 1e-9)
+    return -(m["eval/ndb"] - floor["eval/ndb"])
+
+
+def best_rows(work: str, family: str, k: int = 2) -> list[str]:
+    scored = [(headline(family, r), row) for row in ROWS
+              if (r := final_scores(work, f"{family}-{row}")) is not None]
+    if len(scored) < len(ROWS):
+        raise SystemExit(f"{family}: run --phase rows to the end first "
+                         f"({len(scored)} of {len(ROWS)} rows scored)")
+    return [row for _, row in sorted(scored, reverse=True)[:k]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiogan.quality")
+    sub = parser.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--work", required=True)
+    r.add_argument("--fsdd", required=True)
+    r.add_argument("--maestro", required=True)
+    r.add_argument("--phase", choices=["rows", "seeds", "long"], default="rows")
+    r.add_argument("--only", choices=list(BASE), action="append")
+    r.add_argument("--concurrency", type=int, default=2)
+    rep = sub.add_parser("report")
+    rep.add_argument("--work", required=True)
+    rep.add_argument("--out", default="results/quality")
+    args = parser.parse_args(argv)
+    if args.what == "run":
+        work = os.path.abspath(args.work)
+        os.makedirs(work, exist_ok=True)
+        stages = plan(work, os.path.abspath(args.fsdd), os.path.abspath(args.maestro),
+                      args.phase, args.only or list(BASE))
+        run_stages(stages, os.path.join(work, ".stages.json"), concurrency=args.concurrency,
+                   python=sys.executable)
+        return 0
+    from audiogan.quality_report import write_report
+
+    print(write_report(os.path.abspath(args.work), args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

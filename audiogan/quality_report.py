@@ -1,0 +1,115 @@
+"""`python -m audiogan.quality report`: the ablation table and plot, read only from each
+row's final evaluation (`final.json`, written by `audiogan evaluate`) and its checkpoint
+meta (training steps and time)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from audiogan import storage
+from audiogan.quality import BASE, FINAL_K, FINAL_N, ROWS, final_scores, row_overrides
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _train_info(result: dict[str, Any]) -> tuple[Any, Any]:
+    meta_path = os.path.join(result["checkpoint"], "meta.json")
+    if not os.path.exists(meta_path):
+        return result.get("step"), None
+    with open(meta_path) as f:
+        meta = json.load(f)
+    return meta.get("step"), meta.get("metrics", {}).get("time/train_s")
+
+
+def _rows(work: str, family: str) -> list[dict[str, Any]]:
+    out = []
+    for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
+        result = final_scores(work, f"{family}-{name}")
+        if result is None:
+            continue
+        m, floor = result["metrics"], result["floor"]
+        step, train_s = _train_info(result)
+        row = {"row": name, "steps": step,
+               "train_min": None if train_s is None else train_s / 60,
+               "ndb": m.get("eval/ndb"), "ndb_floor": floor.get("eval/ndb")}
+        if family == "spectogan":
+            row["is_ratio"] = (m["eval/is"] / floor["eval/is"]) if "eval/is" in m else None
+            row["cond_acc"] = m.get("eval/cond_acc")
+            per = [v for k, v in m.items() if k.startswith("eval/cond_acc/")]
+            row["cond_acc_min"] = min(per) if per else None
+            row["cond_acc_floor"] = floor.get("eval/cond_acc")
+        else:
+            row["note_overlap"] = m.get("eval/note_overlap")
+            row["note_overlap_floor"] = floor.get("eval/note_overlap")
+            row["pc_entropy"] = m.get("eval/pc_entropy")
+            row["pc_entropy_real"] = floor.get("eval/pc_entropy")
+        row["overrides"] = row_overrides(family, name.split("-")[0]) \
+            if name.split("-")[0] in ROWS else {}
+        out.append(row)
+    return out
+
+
+COLUMNS = {
+    "spectogan": ["row", "steps", "train_min", "is_ratio", "cond_acc", "cond_acc_min",
+                  "cond_acc_floor", "ndb", "ndb_floor"],
+    "pianogan": ["row", "steps", "train_min", "ndb", "ndb_floor", "note_overlap",
+                 "note_overlap_floor", "pc_entropy", "pc_entropy_real"],
+}
+
+
+def _plot(tables: dict[str, list[dict[str, Any]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (family, rows) in zip(axes, tables.items()):
+        names = [r["row"] for r in rows]
+        if family == "spectogan":
+            series = {"IS / real IS": [r["is_ratio"] for r in rows],
+                      "cond. accuracy": [r["cond_acc"] for r in rows],
+                      "NDB": [r["ndb"] for r in rows]}
+        else:
+            series = {"NDB": [r["ndb"] for r in rows],
+                      "note overlap": [r["note_overlap"] for r in rows]}
+        width = 0.8 / max(len(series), 1)
+        for i, (label, values) in enumerate(series.items()):
+            xs = [j + i * width for j in range(len(names))]
+            ax.bar(xs, [v if v is not None else 0 for v in values], width, label=label)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=30,
+                      ha="right", fontsize=8)
+        ax.set_title(f"{family}: final evaluation (N={FINAL_N}, K={FINAL_K})")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(work: str, out: str) -> str:
+    tables = {family: _rows(work, family) for family in BASE}
+    tables = {k: v for k, v in tables.items() if v}
+    lines = ["# Quality ablation (issue 16)", "",
+             "Every number is read from each row's final evaluation (`final.json`, written by "
+             f"`audiogan evaluate RUN --n {FINAL_N} --ndb-k {FINAL_K}` on seeds disjoint from "
+             "the training-time ones) and its checkpoint's meta. Rows add one step each; see "
+             "`audiogan/quality.py` for the exact overrides and the commands. SpectoGAN's "
+             "`is_ratio` and `cond_acc` are scored after the audio round trip by the robust "
+             "classifier; floors are the held-out real split scored the same way.", ""]
+    for family, rows in tables.items():
+        cols = COLUMNS[family]
+        lines += [f"## {family}", "", "| " + " | ".join(cols) + " |",
+                  "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+        lines.append("")
+    os.makedirs(out, exist_ok=True)
+    if tables:
+        _plot(tables, os.path.join(out, "ablation.png"))
+        lines += ["![ablation](ablation.png)", ""]
+    path = os.path.join(out, "ablation.md")
+    storage.write_bytes_atomic(path, "\n".join(lines).encode())
+    return path
