@@ -1,0 +1,50 @@
+"""The resumable stage runner behind `make demo` and the experiment plans."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from audiogan.stages import Stage, run_stages
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """Stands in for `python -m audiogan ARGV`: ARGV = (touch, MARKER) or (fail,)."""
+    script = tmp_path / "python"
+    script.write_text('#!/bin/sh\nshift 2\n[ "$1" = fail ] && exit 3\n'
+                      'echo "$2" >> "$(dirname "$2")/order"\nsleep 0.3\ntouch "$2"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def _plan(root):
+    m = {n: str(root / n) for n in "abc"}
+    return [Stage("a", ("touch", m["a"]), m["a"]),
+            Stage("b", ("touch", m["b"]), m["b"], after=("a",)),
+            Stage("c", ("touch", m["c"]), m["c"])]
+
+
+def test_stages_run_in_order_concurrently_and_skip_when_done(tmp_path, fake_python):
+    stamps = str(tmp_path / "stamps.json")
+    seconds = run_stages(_plan(tmp_path), stamps, concurrency=2, python=fake_python)
+    assert all(os.path.exists(tmp_path / n) for n in "abc")
+    order = (tmp_path / "order").read_text().split()
+    assert order.index(str(tmp_path / "a")) < order.index(str(tmp_path / "b"))
+    assert set(order[:2]) == {str(tmp_path / "a"), str(tmp_path / "c")}  # a and c together
+    assert all(s > 0 for s in seconds.values())
+    again = run_stages(_plan(tmp_path), stamps, concurrency=2, python=fake_python)
+    assert again == {"a": 0.0, "b": 0.0, "c": 0.0}
+    # A changed command reruns its stage and everything after it, nothing else.
+    plan = _plan(tmp_path)
+    plan[0] = Stage("a", ("touch", str(tmp_path / "a"), "x"), str(tmp_path / "a"))
+    rerun = run_stages(plan, stamps, python=fake_python)
+    assert rerun["a"] > 0 and rerun["b"] > 0 and rerun["c"] == 0.0
+
+
+def test_a_failed_stage_stops_the_plan_with_one_line(tmp_path, fake_python):
+    plan = [Stage("bad", ("fail",), str(tmp_path / "never"))]
+    with pytest.raises(SystemExit, match="stage 'bad' failed"):
+        run_stages(plan, str(tmp_path / "s.json"), python=fake_python)
