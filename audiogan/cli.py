@@ -77,17 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, formatter_class=fmt,
                               epilog=_epilog(name.split()[0]), **kw)
 
-    p = add("data", "make or fetch raw datasets")
-    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
-    dsub.required = True
-    q = dsub.add_parser("demo", help="small demo datasets, offline, from pip packages",
-                        formatter_class=fmt, epilog=_epilog("data"))
+    def actions(group: str, help_text: str) -> Callable[[str, str], argparse.ArgumentParser]:
+        """A command with actions (`audiogan data demo`): returns an adder of actions."""
+        asub = add(group, help_text).add_subparsers(dest=f"{group}_command", metavar="ACTION",
+                                                    parser_class=_Parser)
+        asub.required = True
+        return lambda name, text: asub.add_parser(name, help=text, formatter_class=fmt,
+                                                  epilog=_epilog(group))
+
+    data_action = actions("data", "make or fetch raw datasets")
+    q = data_action("demo", "small demo datasets, offline, from pip packages")
     q.add_argument("--out", required=True)
     q.add_argument("--n-midi", type=int, default=None, help="piano pieces to convert")
     q.add_argument("--n-per-digit", type=int, default=None, help="clips per digit")
     q.add_argument("--seed", type=int, default=0)
-    q = dsub.add_parser("download", help="fetch and verify an official archive",
-                        formatter_class=fmt, epilog=_epilog("data"))
+    q = data_action("download", "fetch and verify an official archive")
     q.add_argument("dataset", choices=["maestro", "sc09"])
     q.add_argument("--out", required=True)
     q.add_argument("--url", default=None, help="mirror URL instead of the official one")
@@ -149,23 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", type=int, default=None,
                    help="= metrics.eval_seed: samples use seeds S .. S+n-1")
 
-    p = add("classifier", "the digit classifier behind eval/is and eval/cond_acc")
-    csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=_Parser)
-    csub.required = True
-    q = csub.add_parser("train", help="train on a preprocessed spectrogram dataset",
-                        formatter_class=fmt, epilog=_epilog("classifier"))
+    classifier_action = actions("classifier",
+                                "the digit classifier behind eval/is and eval/cond_acc")
+    train_q = q = classifier_action("train", "train on a preprocessed spectrogram dataset")
     q.add_argument("--data", required=True)
     q.add_argument("--out", default=None)
     q.add_argument("--epochs", type=int, default=None)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--leave-one-speaker-out", action="store_true",
                    help="also train one classifier per held-out speaker and report each")
-    q = csub.add_parser("evaluate", help="test accuracy of a saved classifier, clean and "
-                        "after the audio round trip", formatter_class=fmt,
-                        epilog=_epilog("classifier"))
+    q = classifier_action("evaluate", "test accuracy of a saved classifier, clean and after "
+                          "the audio round trip")
     q.add_argument("--classifier", required=True, help="directory with classifier.pt")
     q.add_argument("--data", required=True)
-    for q in csub.choices.values():
+    for q in (train_q, q):
         q.add_argument("--griffin-lim-iters", type=int, default=16,
                        help="Griffin-Lim iterations of the round trip (data.griffin_lim_iters)")
         q.add_argument("--threads", type=int, default=1, help="torch threads")
