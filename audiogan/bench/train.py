@@ -30,7 +30,8 @@ import torch
 
 from audiogan import storage
 from audiogan.bench import meets
-from audiogan.bench.train_common import report_log_run, synthetic_dataset
+from audiogan.bench.train_common import (plain_seconds_per_step, report_log_run,
+                                         synthetic_dataset)
 from audiogan.config import Config, resolve
 from audiogan.data import shards
 
@@ -45,30 +46,7 @@ TARGETS = {"ratio_ray1_over_plain": f">= {TARGET_RATIO}"}
 
 def plain_steps_per_s(cfg: Config, data: str, warmup: int, steps: int) -> float:
     """The same step functions, models, batch and threads, in this process, no Ray."""
-    from audiogan import builders, wgan
-    from audiogan.train.state import Batches
-
-    torch.set_num_threads(cfg.compute.cpus_per_worker)
-    manifest = shards.read_manifest(data)
-    x = torch.from_numpy(shards.load_split(data, "train", manifest=manifest).x)
-    torch.manual_seed(cfg.train.seed)
-    g = builders.build_generator(cfg, manifest["example_shape"])
-    d = builders.build_critic(cfg, manifest["example_shape"])
-    opt_g, opt_d = builders.build_optimizers(cfg, g, d)
-    batches = Batches(x, cfg.optim.batch_size, torch.Generator().manual_seed(1), torch.device("cpu"))
-    zg = torch.Generator().manual_seed(2)
-
-    def next_z() -> torch.Tensor:
-        return torch.rand(cfg.optim.batch_size, cfg.model.latent_dim, generator=zg) * 2 - 1
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            wgan.train_step(g, d, opt_g, opt_d, batches, next_z, builders.build_loss_spec(cfg))
-
-    run(warmup)
-    start = time.perf_counter()
-    run(steps)
-    return steps / (time.perf_counter() - start)
+    return 1.0 / plain_seconds_per_step(cfg, data, warmup, steps)
 
 
 def ray_run(cfg: Config, data: str, workers: int, warmup: int, steps: int, work: str
@@ -140,20 +118,21 @@ def run(args: argparse.Namespace) -> str:
     quick = bool(getattr(args, "quick", False))
     repeats = 1 if quick else 5
     work = tempfile.mkdtemp(prefix="audiogan-bench-train-")
-    # No dashboard, no Train state tracking: neither is part of what is measured. The
-    # reporting part's Tune trial starts its own Ray (a sweep needs the dashboard).
+    # No Train state tracking (not part of what is measured). The dashboard stays on: Train
+    # V2's placement-group cleaner asks it whether a run's controller is alive, and without
+    # our own it found another Ray on the machine and removed a live run's group.
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     result: dict[str, Any] = {"quick": quick}
     try:
         if "overhead" in parts:
-            with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
+            with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
                 result["presets"] = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
             result["notes"] = ("overhead: steps/s after warm-up, medians of interleaved "
                                "repeats; startup_s = fit() wall time minus the steady-state steps")
         if "full" in parts:
             from audiogan.bench.train_full import bench_full
 
-            with ray_session(None, os.cpu_count() or 2, dashboard=False, log_to_driver=False):
+            with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
                 result["full_presets"] = bench_full(quick, work)
         if "reporting" in parts:
             from audiogan.bench.train_reporting import bench_reporting

@@ -52,7 +52,10 @@ class RayHandle:
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, *,
               dashboard: bool = True, log_to_driver: bool = True) -> RayHandle:
-    """Initialise Ray unless it already is (see the module docstring)."""
+    """Initialise Ray unless it already is (see the module docstring). `dashboard=False`
+    only for work without Ray Train (preprocessing): Train's placement-group cleaner asks
+    the dashboard's State API about its runs, and with none of our own it may ask another
+    Ray on the machine (`pin_dashboard_port`)."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
