@@ -23,17 +23,14 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 from typing import Any
 
-import torch
 
 from audiogan import storage
 from audiogan.bench import meets
 from audiogan.bench.train_common import (plain_seconds_per_step, report_log_run,
                                          synthetic_dataset)
 from audiogan.config import Config, resolve
-from audiogan.data import shards
 
 PRESETS = ("pianogan-cpu", "spectogan-cpu")
 PARTS = ("overhead", "full", "reporting", "precision")
