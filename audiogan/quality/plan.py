@@ -27,13 +27,11 @@ Rows, each adding one step to the one above (the paper's recipe first):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import Any, Sequence
 
-from audiogan.stages import Stage, run_stages
+from audiogan.stages import Stage
 
 ROW_BUDGET_S = 900        # >= 15 min of training per row
 LONG_BUDGET_S = 3600      # >= 60 min for the long runs
@@ -145,35 +143,3 @@ def best_rows(work: str, family: str, k: int = 2) -> list[str]:
         raise SystemExit(f"{family}: run --phase rows to the end first "
                          f"({len(scored)} of {len(ROWS)} rows scored)")
     return [row for _, row in sorted(scored, reverse=True)[:k]]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audiogan.quality")
-    sub = parser.add_subparsers(dest="what", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--work", required=True)
-    r.add_argument("--fsdd", required=True)
-    r.add_argument("--maestro", required=True)
-    r.add_argument("--phase", choices=["rows", "seeds", "long"], default="rows")
-    r.add_argument("--only", choices=list(BASE), action="append")
-    r.add_argument("--concurrency", type=int, default=2)
-    rep = sub.add_parser("report")
-    rep.add_argument("--work", required=True)
-    rep.add_argument("--out", default="results/quality")
-    args = parser.parse_args(argv)
-    if args.what == "run":
-        work = os.path.abspath(args.work)
-        os.makedirs(work, exist_ok=True)
-        stages = plan(work, os.path.abspath(args.fsdd), os.path.abspath(args.maestro),
-                      args.phase, args.only or list(BASE))
-        run_stages(stages, os.path.join(work, ".stages.json"), concurrency=args.concurrency,
-                   python=sys.executable)
-        return 0
-    from audiogan.quality_report import write_report
-
-    print(write_report(os.path.abspath(args.work), args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

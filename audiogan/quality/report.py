@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from audiogan import storage
-from audiogan.quality import BASE, FINAL_K, FINAL_N, ROWS, final_scores, row_overrides
+from audiogan.quality.plan import BASE, FINAL_K, FINAL_N, ROWS, final_scores, row_overrides
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
