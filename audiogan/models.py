@@ -9,13 +9,14 @@ PianoGAN, width d (WaveGAN with three instead of five upsamplings, since 4 * 4^3
   critic     [3, 256] -> Conv1d k25 s4: 3->2d (64) -> 4d (16) -> 8d (4), LeakyReLU 0.2,
              phase shuffle (n) after the first two layers, no batch norm, dense -> score.
 SpectoGAN, width d (SpecGAN):
-  generator  z[100] -> dense -> [16d, 4, 4] -> five ConvT2d 5x5 s2: 16d->8d->4d->2d->d->C,
-             [C, 128, 128], ReLU between, tanh out.
-  critic     mirrors it: Conv2d 5x5 s2: C->d->2d->4d->8d->16d (4x4), LeakyReLU 0.2, no
+  generator  z[100] -> dense -> [16d, 4, 4] -> five ConvT2d 5x5 s2: 16d->8d->4d->2d->d->1,
+             [1, 128, 128], ReLU between, tanh out.
+  critic     mirrors it: Conv2d 5x5 s2: 1->d->2d->4d->8d->16d (4x4), LeakyReLU 0.2, no
              batch norm, dense -> score.
-             C, the channels, from the data manifest's example shape (`network_shape`):
-             1 for log magnitudes [128, 128], 2 for the complex representation
-             [2, 128, 128] (real, imaginary).
+  channels   1 above is the log-magnitude representation's; the channel count comes from
+             the data manifest's example shape (`network_shape`): [C, 128, 128] examples
+             (complex: C = 2, real and imaginary) make the generator end at d->C and the
+             critic start at C->d (+ 25 d (C - 1) weights each, + C - 1 biases in G).
 
 Options (both families; the defaults above are the paper's and keep its parameters exactly):
   n_classes > 0 (model.conditional): class-conditional networks, called as
@@ -269,6 +270,9 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def example_shape_for(family: str) -> list[int]:
-    """The manifest example shape a family trains on (for param counts and dry runs)."""
-    return [PIANO_LENGTH, PIANO_CHANNELS] if family == "pianogan" else [SPEC_SIZE, SPEC_SIZE]
+def example_shape_for(family: str, channels: int = 1) -> list[int]:
+    """The manifest example shape a family trains on (for param counts and dry runs);
+    `channels` 2 for SpectoGAN's complex representation."""
+    if family == "pianogan":
+        return [PIANO_LENGTH, PIANO_CHANNELS]
+    return [SPEC_SIZE, SPEC_SIZE] if channels == 1 else [channels, SPEC_SIZE, SPEC_SIZE]

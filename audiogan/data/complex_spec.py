@@ -27,12 +27,17 @@ float32 [2, frames, bins] = (real, imaginary); what the networks see is made on 
                The per-bin means, standard deviations and RMS are recorded beside it.
 
 The inverse (`synthesise`) is the least-squares inverse STFT (windowed overlap-add divided
-by the sum of squared windows), exact for a consistent spectrogram except where that sum
-is below ENVELOPE_FLOOR: only the first half-frame is covered by a single window, whose
-periodic Hann starts at 0, so sample 0 is lost and samples 1..25 (1.6 ms) are scaled down
-rather than amplified up to 6,600x (an inconsistent generated frame would otherwise click
-at t = 0). Every later sample, the last half-frame included (two windows cover it), is
-exact to float rounding. Costs measured in results/complex/README.md.
+by the sum of squared windows): exact to float rounding for samples 128 .. 16255, given
+all 128 kept bins. What the representation cannot give back:
+  - the Nyquist bin: whatever a frame had at 8 kHz. Speech has little there, but the last
+    frame is cut off by the end padding (samples 16384.. are zeros), and that edge leaks
+    into every bin, the dropped one included: the last half-frame is close, not exact.
+  - the uncentred framing: samples 0-127 lie under one window only, a periodic Hann that
+    starts at 0. Sample 0 is lost, and where the sum of squared windows is below
+    ENVELOPE_FLOOR (samples 1-25, 1.6 ms) the inverse divides by the floor instead:
+    scaled down, where exact division would amplify an inconsistent generated frame up to
+    6,600x (a click at t = 0 that peak normalisation would then make the loudest thing).
+Costs measured (SNR lost on real clips) in results/complex/README.md.
 """
 
 from __future__ import annotations

@@ -207,10 +207,13 @@ def _complex_fields(totals: dict[str, Any]) -> dict[str, Any]:
                            " (magnitude compressed, phase kept)",
             "normalisation": "x = c / (headroom * peak |c| of the bin over train), clipped "
                              "to [-1, 1]",
-            "dropped": "the Nyquist bin (129th, 8 kHz): the inverse sets it to 0",
+            "dropped": "the Nyquist bin (129th, 8 kHz): the inverse sets it to 0 (also "
+                       "what the end padding's edge leaked there: samples 16256-16383 "
+                       "come back close, not exact)",
             "framing": "uncentred: frame t covers samples 128t .. 128t + 255, end "
                        "zero-padded; samples 0-127 lie under one window only (sample 0 is "
-                       "lost, samples below ENVELOPE_FLOOR scaled down)",
+                       f"lost, samples 1-25 scaled down by the envelope floor "
+                       f"{complex_spec.ENVELOPE_FLOOR})",
             "inverse": "least-squares inverse STFT, window envelope floored at "
                        f"{complex_spec.ENVELOPE_FLOOR}; no Griffin-Lim",
         },
