@@ -70,8 +70,7 @@ class Space:
                      "L1 of normalised log magnitudes")
         if self.complex:
             norm, lm = meta["normalisation"], meta["log_magnitude_normalisation"]
-            self.unscale = torch.tensor(np.asarray(norm["peak"]) * norm["headroom"],
-                                        dtype=torch.float32)
+            self.unscale = torch.tensor(norm["scale"], dtype=torch.float32)
             self.s = float(norm["compression_scale"])
             self.mean = torch.tensor(lm["mean"], dtype=torch.float32)
             self.div = torch.tensor(np.asarray(lm["std"]) * lm["clip_std"], dtype=torch.float32)

@@ -205,8 +205,9 @@ def _complex_fields(totals: dict[str, Any]) -> dict[str, Any]:
             "layout": "[real, imaginary] x [frames, bins] of the raw STFT (float32)",
             "compression": f"c = log1p(|X| / s) * X / |X|, s = {complex_spec.COMPRESSION_SCALE}"
                            " (magnitude compressed, phase kept)",
-            "normalisation": "x = c / (headroom * peak |c| of the bin over train), clipped "
-                             "to [-1, 1]",
+            "normalisation": "x = c / scale, clipped to [-1, 1]; scale = min(peak |c| of "
+                             f"the bin over train + {complex_spec.HEADROOM_DB:g} dB, the "
+                             "bound of full-scale audio log1p(128 / s))",
             "dropped": "the Nyquist bin (129th, 8 kHz): the inverse sets it to 0 (also "
                        "what the end padding's edge leaked there: samples 16256-16383 "
                        "come back close, not exact)",
