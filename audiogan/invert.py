@@ -207,6 +207,8 @@ def cli_main(args: argparse.Namespace) -> int:
         "steps": args.steps, "restarts": args.restarts, "seed": args.seed,
         "rejects": rejects, "items": items}
     if items:
+        log.info("invert: %d item(s) from %d file(s) (%d rejected), %d steps x %d restarts",
+                 len(items), len(paths), len(rejects), args.steps, args.restarts)
         space = inversion.Space(meta)
         targets = (inversion.note_targets(raw, meta) if meta["kind"] == "notes"
                    else inversion.spectrogram_targets(raw, meta))

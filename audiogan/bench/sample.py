@@ -5,8 +5,8 @@ convolutions counted analytically) as a fraction of dense fp32 matmul FLOP/s mea
 torch in the same run, interleaved with the generator timings so both see the same machine
 load (and once more in CPU time on one thread, which a loaded machine disturbs less);
 then end to end with Griffin-Lim (16 iterations at the default `data.griffin_lim_momentum`,
-`audiogan.data.spectro.griffin_lim`, denormalisation included, no file writes). The generator runs in channels_last memory
-format, as `audiogan sample` runs it. PianoGAN: phrases (256-note windows) per second
+`audiogan.data.spectro.griffin_lim`, denormalisation included, no file writes). The
+generator runs in channels_last memory format, as `audiogan sample` runs it. PianoGAN: phrases (256-note windows) per second
 from the generator to MIDI, and seconds of audio per wall second for each available
 rendering backend.
 

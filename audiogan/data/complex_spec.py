@@ -204,3 +204,32 @@ def denormalise(x: Array, norm: dict[str, Any]) -> Array:
     x = x if xp is not np else np.asarray(x, np.float64)
     raw = expand(x * _divisor(norm, xp, x), norm["compression_scale"])
     return raw if xp is not np else raw.astype(np.float32)
+
+
+def manifest_fields(stats: ComplexStats, log_magnitude_normalisation: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """What a complex dataset's manifest says about its representation, with the
+    log-magnitude statistics of the same clips (the space inversion distances are measured
+    in, so they compare with log-magnitude runs)."""
+    return {
+        "representation": REPRESENTATION,
+        "complex": {
+            "layout": "[real, imaginary] x [frames, bins] of the raw STFT (float32)",
+            "compression": f"c = log1p(|X| / s) * X / |X|, s = {COMPRESSION_SCALE} "
+                           "(magnitude compressed, phase kept)",
+            "normalisation": "x = c / scale, clipped to [-1, 1]; scale = min(peak |c| of "
+                             f"the bin over train + {HEADROOM_DB:g} dB, the bound of "
+                             "full-scale audio log1p(128 / s))",
+            "dropped": "the Nyquist bin (129th, 8 kHz): the inverse sets it to 0 (also "
+                       "what the end padding's edge leaked there: samples 16256-16383 "
+                       "come back close, not exact)",
+            "framing": "uncentred: frame t covers samples 128t .. 128t + 255, end "
+                       "zero-padded; samples 0-127 lie under one window only (sample 0 is "
+                       "lost, samples 1-25 scaled down by the envelope floor "
+                       f"{ENVELOPE_FLOOR})",
+            "inverse": f"least-squares inverse STFT, window envelope floored at "
+                       f"{ENVELOPE_FLOOR}; no Griffin-Lim",
+        },
+        "normalisation": stats.normalisation(),
+        "log_magnitude_normalisation": log_magnitude_normalisation,
+    }

@@ -187,41 +187,13 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
     if params.kind == "notes":
         manifest["note_scaling"] = scaling.note_constants(DataConfig())
     elif params.representation == complex_spec.REPRESENTATION:
-        manifest.update(_complex_fields(totals))
+        manifest.update(complex_spec.manifest_fields(
+            totals["stats"], totals["lm_stats"].normalisation(DataConfig().norm_clip_std)))
     else:
         manifest["representation"] = complex_spec.LOG_MAGNITUDE
         manifest["normalisation"] = totals["stats"].normalisation(DataConfig().norm_clip_std)
     storage.write_json_atomic(storage.join(out, shards.MANIFEST), manifest)
     return manifest
-
-
-def _complex_fields(totals: dict[str, Any]) -> dict[str, Any]:
-    """What a complex dataset's manifest says about its representation (see
-    audiogan.data.complex_spec), and the log-magnitude statistics of the same clips: the
-    space in which inversion distances compare with log-magnitude runs."""
-    return {
-        "representation": complex_spec.REPRESENTATION,
-        "complex": {
-            "layout": "[real, imaginary] x [frames, bins] of the raw STFT (float32)",
-            "compression": f"c = log1p(|X| / s) * X / |X|, s = {complex_spec.COMPRESSION_SCALE}"
-                           " (magnitude compressed, phase kept)",
-            "normalisation": "x = c / scale, clipped to [-1, 1]; scale = min(peak |c| of "
-                             f"the bin over train + {complex_spec.HEADROOM_DB:g} dB, the "
-                             "bound of full-scale audio log1p(128 / s))",
-            "dropped": "the Nyquist bin (129th, 8 kHz): the inverse sets it to 0 (also "
-                       "what the end padding's edge leaked there: samples 16256-16383 "
-                       "come back close, not exact)",
-            "framing": "uncentred: frame t covers samples 128t .. 128t + 255, end "
-                       "zero-padded; samples 0-127 lie under one window only (sample 0 is "
-                       f"lost, samples 1-25 scaled down by the envelope floor "
-                       f"{complex_spec.ENVELOPE_FLOOR})",
-            "inverse": "least-squares inverse STFT, window envelope floored at "
-                       f"{complex_spec.ENVELOPE_FLOOR}; no Griffin-Lim",
-        },
-        "normalisation": totals["stats"].normalisation(),
-        "log_magnitude_normalisation":
-            totals["lm_stats"].normalisation(DataConfig().norm_clip_std),
-    }
 
 
 def _stream(tables: Iterable[pa.Table], n_items: int, params: perfile.Params, out: str

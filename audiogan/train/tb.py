@@ -79,7 +79,8 @@ class TensorBoard:
             audio = np.asarray(complex_spec.synthesise(torch.from_numpy(raw)))
         else:
             images = x[:, 0]
-            audio = spectro.griffin_lim(torch.from_numpy(raw).float(), n_iter=self.griffin_lim_iters,
+            audio = spectro.griffin_lim(torch.from_numpy(raw).float(),
+                                        n_iter=self.griffin_lim_iters,
                                         momentum=self.griffin_lim_momentum).numpy()
         for i, img in enumerate(images):
             # frames x bins -> bins (low at the bottom) x frames, in [0, 1]

@@ -53,7 +53,8 @@ def _wav_clips(root, n: int = 8) -> str:
         label = str(i % 2)
         os.makedirs(os.path.join(root, label), exist_ok=True)
         f = 400 + 500 * (i % 2) + 40 * i
-        x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(len(t)) + 0.01 * rng.standard_normal(len(t))
+        x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(len(t)) \
+            + 0.01 * rng.standard_normal(len(t))
         sf.write(os.path.join(root, label, f"c{i}.wav"), x, 16000, subtype="PCM_16")
     return str(root)
 
