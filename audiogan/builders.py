@@ -48,10 +48,10 @@ def build_generator(cfg: Config, example_shape: Sequence[int], n_classes: int = 
     from audiogan.models import PianoGenerator, SpecGenerator, network_shape
 
     family = cfg.model.family
-    network_shape(family, example_shape)
+    channels = network_shape(family, example_shape)[0]
     _check_classes(cfg, n_classes)
     kwargs = {"d": cfg.model.d, "latent_dim": cfg.model.latent_dim, "n_classes": n_classes,
-              "upsample": cfg.model.upsample}
+              "upsample": cfg.model.upsample, "channels": channels}
     net = PianoGenerator(**kwargs) if family == "pianogan" else SpecGenerator(**kwargs)
     return _memory_format(cfg, net)
 
@@ -61,12 +61,13 @@ def build_critic(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) 
     from audiogan.models import PianoCritic, SpecCritic, network_shape
 
     family = cfg.model.family
-    network_shape(family, example_shape)
+    channels = network_shape(family, example_shape)[0]
     _check_classes(cfg, n_classes)
     if family == "pianogan":
         return PianoCritic(d=cfg.model.d, phase_shuffle=cfg.model.phase_shuffle,
                            n_classes=n_classes)
-    return _memory_format(cfg, SpecCritic(d=cfg.model.d, n_classes=n_classes))
+    return _memory_format(cfg, SpecCritic(d=cfg.model.d, n_classes=n_classes,
+                                          channels=channels))
 
 
 def _memory_format(cfg: Config, net: nn.Module) -> nn.Module:
@@ -160,17 +161,51 @@ def per_worker_batch(cfg: Config, world_size: int) -> int:
     return cfg.optim.batch_size // world_size
 
 
+def reference_data(cfg: Config, data: str, manifest: dict[str, Any]) -> str:
+    """The log-magnitude dataset that scores a complex run: `metrics.reference_data`,
+    checked (one-line errors); a warning when it was made from other source files."""
+    import logging
+
+    from audiogan.data import shards
+
+    ref = cfg.metrics.reference_data
+    if not ref:
+        raise UserError(f"'{data}' holds complex spectrograms: set metrics.reference_data to "
+                        "a log-magnitude dataset of the same clips (`audiogan preprocess` "
+                        "without --representation), whose statistics, bins and digit "
+                        "classifier score the run")
+    ref_manifest = shards.read_manifest(ref)
+    if ref_manifest.get("kind") != "spectrogram" or shards.is_complex(ref_manifest):
+        raise UserError(f"metrics.reference_data '{ref}' must hold log-magnitude "
+                        "spectrograms")
+    if ref_manifest.get("source_fingerprint") != manifest.get("source_fingerprint"):
+        logging.getLogger(__name__).warning(
+            "metrics.reference_data '%s' was preprocessed from other source files than "
+            "'%s': the complex run is scored against other clips", ref, data)
+    return ref
+
+
 def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: str = "cpu",
-                    label_map: LabelMap | None = None) -> Any:
-    """`label_map` (conditional models): evaluation labels follow its class frequencies."""
+                    label_map: LabelMap | None = None,
+                    generated: dict[str, Any] | None = None) -> Any:
+    """`label_map` (conditional models): evaluation labels follow its class frequencies.
+    A complex dataset is scored by its log-magnitude reference (`reference_data`);
+    `generated`: a complex checkpoint's meta when `data` already is that reference."""
+    from audiogan.data import shards
     from audiogan.metrics.evaluator import build_evaluator as build
 
+    source = generated
+    if shards.is_complex(manifest):
+        source, data = manifest, reference_data(cfg, data, manifest)
+        manifest = shards.read_manifest(data)
     return build(data, manifest, n_samples=cfg.metrics.n_samples, ndb_k=cfg.metrics.ndb_k,
                  eval_seed=cfg.metrics.eval_seed, latent_dim=cfg.model.latent_dim,
                  classifier=cfg.metrics.classifier, device=device,
                  griffin_lim_iters=cfg.data.griffin_lim_iters,
+                 griffin_lim_momentum=cfg.data.griffin_lim_momentum,
                  label_probs=None if label_map is None else label_map.probs,
-                 label_names=None if label_map is None else list(label_map.names))
+                 label_names=None if label_map is None else list(label_map.names),
+                 source_manifest=source)
 
 
 def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
@@ -180,17 +215,22 @@ def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
     return TensorBoard(log_dir, manifest, eval_seed=cfg.metrics.eval_seed,
                        latent_dim=cfg.model.latent_dim,
                        griffin_lim_iters=cfg.data.griffin_lim_iters,
+                       griffin_lim_momentum=cfg.data.griffin_lim_momentum,
                        label_probs=None if label_map is None else label_map.probs)
 
 
 def check_objective_available(cfg: Config, data: str) -> None:
     """A one-line error before anything starts when the run's objective needs a reference
     this dataset lacks (eval/is without a digit classifier) or a conditional generator
-    (eval/cond_acc)."""
+    (eval/cond_acc). A complex dataset's reference (metrics.reference_data) is checked too."""
+    from audiogan.data import shards
     from audiogan.metrics import registry
     from audiogan.metrics.evaluator import find_classifier
 
     metric = registry.get(cfg.train.objective)
+    manifest = shards.read_manifest(data)
+    if shards.is_complex(manifest):
+        data = reference_data(cfg, data, manifest)  # complex runs are scored through it
     if "classifier" in metric.needs and find_classifier(cfg.metrics.classifier, data) is None:
         raise UserError(f"train.objective {metric.name} needs the digit classifier: train it "
                         f"with `audiogan classifier train --data {data}` or set "

@@ -99,14 +99,14 @@ def _speaker(key: str) -> str:
 
 
 def load_clips(data: str, split: str, manifest: dict[str, Any], labels: list[str], *,
-               n_iter: int) -> Clips:
+               n_iter: int, momentum: float = 0.0) -> Clips:
     ex = shards.load_split(data, split, scaled=False, manifest=manifest)
     keep = [i for i, lab in enumerate(ex.labels) if lab in labels]
     x = ex.x[keep]
     # Round trip through the network layout, as the metrics do (the clip included), in
     # chunks so the normalised copy stays small.
     audio = torch.cat([round_trip_audio(shards.to_network(x[i:i + 1024], manifest),
-                                        manifest, n_iter=n_iter)
+                                        manifest, n_iter=n_iter, momentum=momentum)
                        for i in range(0, len(x), 1024)] or [torch.zeros(0, 16384)])
     raw = torch.as_tensor(x)
     y = torch.tensor([labels.index(ex.labels[i]) for i in keep], dtype=torch.long)
@@ -204,23 +204,29 @@ class Dataset:
     labels: list[str]
     splits: dict[str, Clips]
     griffin_lim_iters: int
+    griffin_lim_momentum: float = 0.0
 
 
-def load_dataset(data: str, griffin_lim_iters: int = 16) -> Dataset:
+def load_dataset(data: str, griffin_lim_iters: int = 16, griffin_lim_momentum: float = 0.0
+                 ) -> Dataset:
     start = time.perf_counter()
     manifest = shards.read_manifest(data)
     if manifest.get("kind") != "spectrogram":
         raise UserError(f"'{data}' holds {manifest.get('kind')} data; the digit classifier "
                         "needs a spectrogram dataset (preprocess sc09, fsdd or wav-dir)")
+    if shards.is_complex(manifest):
+        raise UserError(f"'{data}' holds complex spectrograms; the digit classifier judges "
+                        "log magnitudes: train it on the log-magnitude dataset of the same "
+                        "clips (a complex run's metrics.reference_data)")
     labels = [lab for lab in manifest.get("labels", []) if lab != ""]
     if len(labels) < 2:
         raise UserError(f"'{data}' has {len(labels)} labels; a classifier needs at least 2")
-    splits = {s: load_clips(data, s, manifest, labels, n_iter=griffin_lim_iters)
-              for s in shards.SPLITS}
+    splits = {s: load_clips(data, s, manifest, labels, n_iter=griffin_lim_iters,
+                            momentum=griffin_lim_momentum) for s in shards.SPLITS}
     if len(splits["train"].y) == 0:
         raise UserError(f"'{data}' has no labelled training examples")
     log.info("clips loaded and round-tripped in %.1f s", time.perf_counter() - start)
-    return Dataset(data, manifest, labels, splits, griffin_lim_iters)
+    return Dataset(data, manifest, labels, splits, griffin_lim_iters, griffin_lim_momentum)
 
 
 def train_classifier(ds: Dataset, **fit_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -238,6 +244,7 @@ def train_classifier(ds: Dataset, **fit_kwargs: Any) -> tuple[nn.Module, dict[st
             "accuracy_test_round_trip": test["round_trip"], **record,
             "counts": {"train": len(train.y), "validation": len(val.y), "test": test["n"]},
             "round_trip": {"griffin_lim_iters": ds.griffin_lim_iters,
+                           "griffin_lim_momentum": ds.griffin_lim_momentum,
                            "path": "audiogan.metrics.roundtrip"},
             "augment": params.as_dict(), "seed": seed,
             "data": ds.data, "data_manifest_hash": shards.manifest_hash(ds.manifest),

@@ -47,15 +47,15 @@ class AugmentParams:
         return dataclasses.asdict(self)
 
 
-def round_trip_audio(x_network: np.ndarray, manifest: dict[str, Any], *, n_iter: int
-                     ) -> torch.Tensor:
+def round_trip_audio(x_network: np.ndarray, manifest: dict[str, Any], *, n_iter: int,
+                     momentum: float = 0.0) -> torch.Tensor:
     """The round-tripped copy of a split as [N, 16384] float32 audio (64 KB a clip: 105 MB
     for FSDD's 1,600 training clips; log magnitudes are recomputed per batch, after the
     noise). Not float16: its rounding of near-silent samples raises the floor that
     log(|X| + 1e-6) shows in digital silence, which the metrics' float32 path does not do
     (results/quality/classifier.md: the old classifier's round-trip accuracy on FSDD fell
     from 0.975 to 0.69 with it)."""
-    return roundtrip.to_audio(x_network, manifest, n_iter=n_iter)
+    return roundtrip.to_audio(x_network, manifest, n_iter=n_iter, momentum=momentum)
 
 
 class Normaliser:

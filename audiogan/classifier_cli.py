@@ -76,7 +76,8 @@ def leave_one_speaker_out(ds: Dataset, **fit_kwargs: Any) -> dict[str, Any]:
 
 
 def evaluate_classifier(path: str, data: str, griffin_lim_iters: int = 16,
-                        snr_db: float = 30.0, seed: int = 0) -> dict[str, Any]:
+                        snr_db: float = 30.0, seed: int = 0, griffin_lim_momentum: float = 0.0
+                        ) -> dict[str, Any]:
     """A saved classifier's test accuracy: clean; round-tripped (the metrics' path);
     round-tripped with white noise at `snr_db` (a generator's silence is never digital
     silence); and round-tripped then peak-normalised to `render.PEAK` as `audiogan sample`
@@ -87,7 +88,8 @@ def evaluate_classifier(path: str, data: str, griffin_lim_iters: int = 16,
 
     model, info = load_classifier(path)
     manifest = shards.read_manifest(data)
-    test = load_clips(data, "test", manifest, info["labels"], n_iter=griffin_lim_iters)
+    test = load_clips(data, "test", manifest, info["labels"], n_iter=griffin_lim_iters,
+                      momentum=griffin_lim_momentum)
     gen = torch.Generator().manual_seed(seed)
     noisy = add_noise(test.audio, torch.full((len(test.y),), snr_db), gen)
     peak = test.audio.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
@@ -96,7 +98,8 @@ def evaluate_classifier(path: str, data: str, griffin_lim_iters: int = 16,
             "round_trip_noise": accuracy(model, torch.as_tensor(
                 roundtrip.from_audio(noisy, manifest)), test.y), "noise_snr_db": snr_db,
             "round_trip_peak_normalised": accuracy(model, torch.as_tensor(written), test.y),
-            "griffin_lim_iters": griffin_lim_iters, "classifier": path, "data": data}
+            "griffin_lim_iters": griffin_lim_iters, "griffin_lim_momentum": griffin_lim_momentum,
+            "classifier": path, "data": data}
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -104,16 +107,17 @@ def cli_main(args: argparse.Namespace) -> int:
     # and the machine is shared: one thread unless asked.
     torch.set_num_threads(args.threads)
     if args.classifier_command == "evaluate":
-        r = evaluate_classifier(args.classifier, args.data, args.griffin_lim_iters)
+        r = evaluate_classifier(args.classifier, args.data, args.griffin_lim_iters,
+                                griffin_lim_momentum=args.griffin_lim_momentum)
         print(f"test accuracy ({r['n']} clips): clean {r['clean']:.4f}, round trip "
               f"{r['round_trip']:.4f}, round trip + noise at {r['noise_snr_db']:g} dB SNR "
               f"{r['round_trip_noise']:.4f}, round trip + peak normalisation "
               f"{r['round_trip_peak_normalised']:.4f} ({r['griffin_lim_iters']} Griffin-Lim "
-              "iterations)")
+              f"iterations, momentum {r['griffin_lim_momentum']:g})")
         return 0
     out = args.out or storage.join(args.data, "classifier")
     start = time.perf_counter()
-    ds = load_dataset(args.data, args.griffin_lim_iters)
+    ds = load_dataset(args.data, args.griffin_lim_iters, args.griffin_lim_momentum)
     if args.leave_one_speaker_out:  # before any training: a missing speaker id is a mistake
         speakers(ds)
     fit_kwargs: dict[str, Any] = {"seed": args.seed, **({"epochs": args.epochs}

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from audiogan import __version__
 from audiogan.cluster.hooks import FaultHooks
+from audiogan.config import DataConfig
 from audiogan.errors import UserError
 
 log = logging.getLogger("audiogan")
@@ -28,6 +29,7 @@ EXAMPLES = {
     "best": "audiogan best sweep_runs/pianogan-cpu --out best/piano",
     "sample": "audiogan sample best/piano/checkpoint --out samples/piano --seeds 0-15",
     "evaluate": "audiogan evaluate best/piano/checkpoint --data data/maestro --n 2000",
+    "invert": "audiogan invert runs/digits --audio my_seven.wav --out inverted/seven",
     "classifier": "audiogan classifier train --data data/sc09 --out data/sc09/classifier",
     "bench": "audiogan bench train",
 }
@@ -42,6 +44,7 @@ MODULES = {
     "best": "audiogan.sweep.best",
     "sample": "audiogan.sample",
     "evaluate": "audiogan.evaluate",
+    "invert": "audiogan.invert",
     "classifier train": "audiogan.classifier_cli",
     "classifier evaluate": "audiogan.classifier_cli",
     "bench": "audiogan.bench",
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--hop", type=int, default=64)
     p.add_argument("--apply-pedal", action="store_true")
+    p.add_argument("--representation", choices=["log_magnitude", "complex"], default=None,
+                   help="audio: log-magnitude spectrograms [128, 128] (default) or the "
+                        "invertible real/imaginary STFT [2, 128, 128]")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
 
@@ -139,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, help="e.g. 0-15 or 3,7,9")
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--interpolate", nargs=2, type=int, metavar=("A", "B"), default=None)
+    p.add_argument("--latents", nargs="+", default=None, metavar="Z.npy",
+                   help="sample these z (e.g. from `audiogan invert`): [latent_dim] or "
+                        "[k, latent_dim] each")
+    p.add_argument("--interpolate-latents", nargs=2, default=None, metavar=("A.npy", "B.npy"),
+                   help="walk from one stored z to another in --steps points")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--labels", default=None,
                    help="conditional models: classes to sample, e.g. 0-9 (digits), "
@@ -152,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ndb-k", type=int, default=None, help="= metrics.ndb_k (NDB bins)")
     p.add_argument("--eval-seed", type=int, default=None,
                    help="= metrics.eval_seed: samples use seeds S .. S+n-1")
+    p.add_argument("--recon", type=int, default=None, metavar="N",
+                   help="also eval/recon: invert N real test clips (minutes; final "
+                        "evaluations only)")
+    p.add_argument("--recon-steps", type=int, default=None, help="inversion steps (300)")
+    p.add_argument("--recon-restarts", type=int, default=None, help="inversion restarts (4)")
+
+    p = add("invert", "latents of real recordings (GAN inversion)")
+    p.add_argument("checkpoint", help="a checkpoint or a run directory (its latest)")
+    p.add_argument("--audio", nargs="+", default=None, metavar="WAV",
+                   help="SpectoGAN: recordings, preprocessed as the dataset's")
+    p.add_argument("--midi", nargs="+", default=None, metavar="MID",
+                   help="PianoGAN: MIDI files, inverted per window of data.window notes")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=300, help="optimiser steps per restart")
+    p.add_argument("--restarts", type=int, default=4, help="starting points; the best kept")
+    p.add_argument("--label", default=None,
+                   help="conditional models: the class (default: the digit classifier's "
+                        "prediction, else the best of every class)")
+    p.add_argument("--data", default=None,
+                   help="the checkpoint's dataset, where its classifier/ is (when "
+                        "metrics.classifier is not set)")
+    p.add_argument("--seed", type=int, default=0, help="restart r starts at seed + r's z")
 
     classifier_action = actions("classifier",
                                 "the digit classifier behind eval/is and eval/cond_acc")
@@ -169,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     for q in (train_q, q):
         q.add_argument("--griffin-lim-iters", type=int, default=16,
                        help="Griffin-Lim iterations of the round trip (data.griffin_lim_iters)")
+        q.add_argument("--griffin-lim-momentum", type=float,
+                       default=DataConfig().griffin_lim_momentum,
+                       help="Griffin-Lim momentum of the round trip (data.griffin_lim_momentum)")
         q.add_argument("--threads", type=int, default=1, help="torch threads")
     p = add("bench", "benchmarks, JSON into results/bench/")
     p.add_argument("what", choices=["preprocess", "train", "sample", "sweep"])

@@ -9,7 +9,9 @@ Every dict carries `schema_version`. Files written before it existed (version 1:
 `config.json` in checkpoints, `config.yaml` in run directories, `best_config.yaml`) load
 through `migrate`: version 1 had spectrogram fields in `data` that could not change
 anything (the networks fix 128 x 128, the fast Griffin-Lim needs hop = n_fft / 2), so
-they are dropped; setting one now is an error that says why.
+they are dropped; setting one now is an error that says why. Versions 1 and 2 predate
+`data.griffin_lim_momentum`: they ran the plain Griffin-Lim, so they load with momentum 0
+(their samples and listening metrics stay what they were), not with today's default.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ FAMILIES = ("pianogan", "spectogan")
 UPSAMPLES = ("transpose", "nearest")
 LOSS_KINDS = ("wgan-gp", "r1")
 AUGMENT_OPS = ("shift", "cutout", "mask")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRECISIONS = ("fp32", "bf16", "fp16")
+REPRESENTATIONS = ("log_magnitude", "complex")  # audiogan.data.complex_spec
 # Fixed by the data contract (DESIGN.md "Spectrograms"), the networks and the Griffin-Lim:
 # removed from `data` in schema 2; the value each had to be.
 FIXED_SPECTROGRAM = {"sample_rate": 16000, "clip_samples": 16384, "n_fft": 256,
@@ -51,6 +54,12 @@ class DataConfig:
     # Spectrograms: WaveGAN's t_to_f is fixed (FIXED_SPECTROGRAM, audiogan.data.spectro).
     norm_clip_std: float = 3.0
     griffin_lim_iters: int = 16
+    # Fast Griffin-Lim (Perraudin et al. 2013, librosa's form; audiogan.data.spectro):
+    # 0 is WaveGAN's plain algorithm. The default is measured: results/complex/README.md.
+    griffin_lim_momentum: float = 0.99
+    # SpectoGAN's input: "log_magnitude" [128, 128] or "complex" [2, 128, 128] (real and
+    # imaginary STFT, inverted exactly; `preprocess --representation complex`).
+    representation: str = "log_magnitude"
     # PianoGAN composer classes (model.conditional; audiogan.data.labels). MAESTRO's
     # composers have a long tail: a few (Chopin, Liszt, Schubert, Beethoven, Bach, ...)
     # hold most performances, many have one or two pieces. Eight classes keep a grid of
@@ -132,6 +141,10 @@ class MetricsConfig:
     n_samples: int = 2000
     classifier: str = ""
     eval_seed: int = 1_000_000  # sample seeds eval_seed .. eval_seed + n_samples - 1
+    # Complex runs: the log-magnitude dataset of the same clips whose statistics, NDB bins
+    # and digit classifier score them (generated audio from the exact inverse, analysed
+    # as log magnitudes), so their metrics compare with log-magnitude runs.
+    reference_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -266,6 +279,12 @@ class Config:
             (self.data.time_max_s > 0 and self.data.time_eps_s > 0,
              "data.time_max_s and data.time_eps_s must be > 0"),
             (self.data.griffin_lim_iters >= 1, "data.griffin_lim_iters must be >= 1"),
+            (0 <= self.data.griffin_lim_momentum <= 0.99,
+             "data.griffin_lim_momentum must be in [0, 0.99] (0 = plain Griffin-Lim)"),
+            (self.data.representation in REPRESENTATIONS,
+             f"data.representation must be one of {', '.join(REPRESENTATIONS)}"),
+            (self.data.representation == "log_magnitude" or self.model.family == "spectogan",
+             "data.representation=complex is a spectogan representation"),
             (self.data.n_composers >= 1, "data.n_composers must be >= 1"),
             (self.data.min_class_windows >= 1, "data.min_class_windows must be >= 1"),
             (self.model.upsample in UPSAMPLES, f"model.upsample must be one of {UPSAMPLES}"),
@@ -321,6 +340,11 @@ def migrate(d: Mapping[str, Any]) -> dict[str, Any]:
             if value != fixed:
                 raise UserError(f"config data.{key}={value!r}: version-1 configs could hold "
                                 f"it, but only {fixed!r} was ever trainable")
+        out["data"] = data
+    if version < 3:
+        # Before the key existed every run used the plain algorithm (module docstring).
+        data = dict(out.get("data") or {})
+        data.setdefault("griffin_lim_momentum", 0.0)
         out["data"] = data
     return out
 
@@ -383,7 +407,7 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 # -- presets ------------------------------------------------------------------------------
 def _preset_overrides() -> dict[str, dict[str, Any]]:
-    return {
+    table: dict[str, dict[str, Any]] = {
         "pianogan": {"model.family": "pianogan"},
         # NHWC: oneDNN's transposed convolutions run faster (generator ~0.76 of the matmul
         # rate against ~0.68, `bench sample`; a spectogan-cpu step 0.49 s against 0.51 s
@@ -404,6 +428,13 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
             "metrics.n_samples": 500, "metrics.ndb_k": 20, "compute.cpus_per_worker": 1,
         },
     }
+    # The same networks on the complex representation (two channels in and out; the
+    # manifest's example shape sets them). metrics.reference_data names the log-magnitude
+    # dataset that scores them (set it with --set; `audiogan train` asks for it).
+    table["spectogan-complex"] = {**table["spectogan"], "data.representation": "complex"}
+    table["spectogan-complex-cpu"] = {**table["spectogan-cpu"],
+                                      "data.representation": "complex"}
+    return table
 
 
 PRESETS = tuple(_preset_overrides())

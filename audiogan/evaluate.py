@@ -1,9 +1,16 @@
-"""`audiogan evaluate CHECKPOINT --data DIR [--n N] [--out FILE]`: metrics with the real floor.
+"""`audiogan evaluate CHECKPOINT --data DIR [--n N] [--out FILE] [--recon N]`: metrics with
+the real floor.
 
 Samples `n` examples (default `metrics.n_samples` of the checkpoint's config) from the fixed
 evaluation seeds, scores them with `audiogan.metrics`, and prints a table with the real
 floor (held-out real data scored the same way) beside each value. The JSON goes to
 `--out` when given (the table to stdout), else to stdout (the table to stderr).
+
+A complex checkpoint is scored through a log-magnitude dataset of the same clips: `--data`
+itself when it is one, else its `metrics.reference_data` (`builders.build_evaluator`).
+`--recon N` adds `eval/recon` (`audiogan.metrics.recon`: N test clips of `--data` inverted;
+its floor column is the nearest training example, the random-z reference is printed
+below the table and stored under `recon`): final evaluations only.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from audiogan.metrics import registry
 log = logging.getLogger(__name__)
 
 def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
-                        ndb_k: int | None = None, eval_seed: int | None = None
-                        ) -> dict[str, Any]:
+                        ndb_k: int | None = None, eval_seed: int | None = None,
+                        recon: int | None = None, recon_steps: int | None = None,
+                        recon_restarts: int | None = None) -> dict[str, Any]:
     """Score a checkpoint on `data`; `n`, `ndb_k` and `eval_seed` override the checkpoint's
-    `metrics.*` (a final evaluation: more samples, K = 50, seeds disjoint from training's)."""
+    `metrics.*` (a final evaluation: more samples, K = 50, seeds disjoint from training's);
+    `recon` > 0 adds eval/recon over that many test clips."""
     from audiogan.builders import build_evaluator
     from audiogan.train.checkpoint import label_map_of, latest_in, load_generator
 
@@ -39,7 +48,13 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
     if manifest["kind"] != meta.get("kind"):
         raise UserError(f"checkpoint '{checkpoint}' generates {meta.get('kind')} but '{data}' "
                         f"holds {manifest['kind']} data")
-    if meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
+    generated = None
+    if shards.is_complex(meta) != shards.is_complex(manifest):
+        if not shards.is_complex(meta):
+            raise UserError(f"checkpoint '{checkpoint}' generates log magnitudes but '{data}' "
+                            "holds complex spectrograms: evaluate it on log-magnitude data")
+        generated = meta  # a complex run scored on the log-magnitude dataset --data
+    elif meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
         log.warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
                     "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
                     shards.manifest_hash(manifest), data)
@@ -49,16 +64,30 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
     if cfg.metrics.n_samples < cfg.metrics.ndb_k:
         raise UserError(f"{cfg.metrics.n_samples} samples are fewer than the "
                         f"{cfg.metrics.ndb_k} NDB bins: raise --n or lower --ndb-k")
-    evaluator = build_evaluator(cfg, data, manifest, label_map=label_map_of(meta))
+    evaluator = build_evaluator(cfg, data, manifest, label_map=label_map_of(meta),
+                                generated=generated)
     build_s = time.perf_counter() - start
     metrics = evaluator(generator)
+    floor = dict(evaluator.floor)
+    extra: dict[str, Any] = {}
+    if recon:
+        from audiogan.inversion import RESTARTS, STEPS
+        from audiogan.metrics.recon import measure
+
+        t0 = time.perf_counter()
+        rec = measure(generator, meta, data, manifest, recon, label_map=label_map_of(meta),
+                      steps=recon_steps or STEPS, restarts=recon_restarts or RESTARTS)
+        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        metrics["eval/recon"], floor["eval/recon"] = rec["eval/recon"], rec["nearest_train"]
+        extra["recon"] = rec
     return {
         "checkpoint": os.path.abspath(checkpoint) if not storage.is_uri(checkpoint) else checkpoint,
         "data": data, "family": cfg.model.family, "step": meta.get("step"),
         "n_samples": cfg.metrics.n_samples, "ndb_k": cfg.metrics.ndb_k,
-        "eval_seed": cfg.metrics.eval_seed, "metrics": metrics, "floor": evaluator.floor,
+        "eval_seed": cfg.metrics.eval_seed, "metrics": metrics, "floor": floor,
         "floor_split": evaluator.floor_split,
         "seconds": {"build": round(build_s, 2), "evaluate": round(evaluator.last_seconds, 2)},
+        **extra,
     }
 
 
@@ -78,11 +107,19 @@ def table(result: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     head = (f"{result['family']} step {result['step']}: n={result['n_samples']} samples, "
             f"K={result['ndb_k']} bins, evaluation {result['seconds']['evaluate']} s")
+    if "recon" in result:
+        r = result["recon"]
+        lines.append(f"eval/recon: {r['n']} {r['split']} clips, {r['distance']}, {r['steps']} "
+                     f"steps x {r['restarts']} restarts; floor column = nearest training "
+                     f"example; random z {_fmt(r['random_z'])}")
     return "\n".join([head, *lines])
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.n, args.ndb_k, args.eval_seed)
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.n, args.ndb_k, args.eval_seed,
+                                 recon=getattr(args, "recon", None),
+                                 recon_steps=getattr(args, "recon_steps", None),
+                                 recon_restarts=getattr(args, "recon_restarts", None))
     text = json.dumps(result, indent=2, sort_keys=True, allow_nan=True)
     if args.out:
         storage.write_bytes_atomic(args.out, (text + "\n").encode())

@@ -13,6 +13,10 @@ SpectoGAN, width d (SpecGAN):
              [1, 128, 128], ReLU between, tanh out.
   critic     mirrors it: Conv2d 5x5 s2: 1->d->2d->4d->8d->16d (4x4), LeakyReLU 0.2, no
              batch norm, dense -> score.
+  channels   1 above is the log-magnitude representation's; the channel count comes from
+             the data manifest's example shape (`network_shape`): [C, 128, 128] examples
+             (complex: C = 2, real and imaginary) make the generator end at d->C and the
+             critic start at C->d (+ 25 d (C - 1) weights each, + C - 1 biases in G).
 
 Options (both families; the defaults above are the paper's and keep its parameters exactly):
   n_classes > 0 (model.conditional): class-conditional networks, called as
@@ -214,11 +218,11 @@ class PianoCritic(_Critic):
 
 class SpecGenerator(_Generator):
     def __init__(self, *, d: int, latent_dim: int = 100, n_classes: int = 0,
-                 upsample: str = "transpose") -> None:
+                 upsample: str = "transpose", channels: int = 1) -> None:
         super().__init__(latent_dim=latent_dim, n_classes=n_classes)
         self.d = d
         self.dense = nn.Linear(self.dense_in, 16 * d * 4 * 4)
-        widths = [16 * d, 8 * d, 4 * d, 2 * d, d, 1]
+        widths = [16 * d, 8 * d, 4 * d, 2 * d, d, channels]
         self.up = nn.ModuleList([_up2d(a, b, upsample) for a, b in zip(widths[:-1], widths[1:])])
         self._add_embedding()
 
@@ -227,9 +231,10 @@ class SpecGenerator(_Generator):
 
 
 class SpecCritic(_Critic):
-    def __init__(self, *, d: int, size: int = SPEC_SIZE, n_classes: int = 0) -> None:
+    def __init__(self, *, d: int, size: int = SPEC_SIZE, n_classes: int = 0,
+                 channels: int = 1) -> None:
         super().__init__(n_classes=n_classes)
-        widths = [1, d, 2 * d, 4 * d, 8 * d, 16 * d]
+        widths = [channels, d, 2 * d, 4 * d, 8 * d, 16 * d]
         self.convs = nn.ModuleList([
             nn.Conv2d(a, b, 5, stride=2, padding=2) for a, b in zip(widths[:-1], widths[1:])
         ])
@@ -251,9 +256,13 @@ def network_shape(family: str, example_shape: Sequence[int]) -> tuple[int, ...]:
                             f"{list(shape)}")
         return (PIANO_CHANNELS, PIANO_LENGTH)
     if family == "spectogan":
-        if shape != (SPEC_SIZE, SPEC_SIZE):
-            raise UserError(f"spectogan needs examples of shape [128, 128], data has {list(shape)}")
-        return (1, SPEC_SIZE, SPEC_SIZE)
+        # [128, 128] log magnitudes (one channel) or [C, 128, 128] (complex: C = 2).
+        if shape == (SPEC_SIZE, SPEC_SIZE):
+            return (1, SPEC_SIZE, SPEC_SIZE)
+        if len(shape) == 3 and shape[1:] == (SPEC_SIZE, SPEC_SIZE) and shape[0] >= 1:
+            return shape
+        raise UserError(f"spectogan needs examples of shape [128, 128] or [C, 128, 128], "
+                        f"data has {list(shape)}")
     raise UserError(f"unknown model family '{family}'")
 
 
@@ -261,6 +270,9 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def example_shape_for(family: str) -> list[int]:
-    """The manifest example shape a family trains on (for param counts and dry runs)."""
-    return [PIANO_LENGTH, PIANO_CHANNELS] if family == "pianogan" else [SPEC_SIZE, SPEC_SIZE]
+def example_shape_for(family: str, channels: int = 1) -> list[int]:
+    """The manifest example shape a family trains on (for param counts and dry runs);
+    `channels` 2 for SpectoGAN's complex representation."""
+    if family == "pianogan":
+        return [PIANO_LENGTH, PIANO_CHANNELS]
+    return [SPEC_SIZE, SPEC_SIZE] if channels == 1 else [channels, SPEC_SIZE, SPEC_SIZE]

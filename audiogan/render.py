@@ -5,8 +5,9 @@ Piano, best available first (DESIGN.md "Rendering and inversion"):
   2. "tinysoundfont" PyPI tinysoundfont (pip-only) with the same SoundFont
   3. "sine"          pretty_midi's sine synthesis: needs nothing, sounds nothing like a piano
 The backend name travels with the audio so `samples.json` and reports label it.
-Spectrograms: `audiogan.data.spectro.griffin_lim` (the one batched Griffin-Lim), then
-peak normalisation.
+Spectrograms: `audiogan.data.spectro.griffin_lim` (the one batched Griffin-Lim) for log
+magnitudes, the exact inverse STFT (`audiogan.data.complex_spec.synthesise`) for complex
+spectrograms, then peak normalisation.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pretty_midi
 import torch
 
-from audiogan.data import spectro
+from audiogan.data import complex_spec, spectro
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,23 @@ def render_midi(pm: pretty_midi.PrettyMIDI, sample_rate: int = 16000,
     return audio, backend
 
 
+def peak_normalise(audio: np.ndarray) -> np.ndarray:
+    """[N, samples] -> each clip scaled to peak PEAK (silent clips unchanged), float32."""
+    audio = np.asarray(audio, np.float32)
+    peak = np.abs(audio).max(axis=1, keepdims=True) if audio.size else np.zeros((0, 1))
+    return (audio * np.where(peak > 0, PEAK / np.maximum(peak, 1e-12), 1.0)).astype(np.float32)
+
+
 def spectrograms_to_audio(logmag: np.ndarray | torch.Tensor, n_iter: int = 16,
-                          batch_size: int = 64) -> np.ndarray:
+                          batch_size: int = 64, momentum: float = 0.0) -> np.ndarray:
     """[N, frames, bins] raw log magnitudes -> [N, 16384] float32 audio, peak-normalised."""
     x = torch.as_tensor(np.asarray(logmag), dtype=torch.float32)
-    out = [spectro.griffin_lim(x[i:i + batch_size], n_iter=n_iter)
+    out = [spectro.griffin_lim(x[i:i + batch_size], n_iter=n_iter, momentum=momentum)
            for i in range(0, len(x), batch_size)]
-    audio = torch.cat(out).numpy() if out else np.zeros((0, 16384), np.float32)
-    peak = np.abs(audio).max(axis=1, keepdims=True)
-    return (audio * np.where(peak > 0, PEAK / np.maximum(peak, 1e-12), 1.0)).astype(np.float32)
+    return peak_normalise(torch.cat(out).numpy() if out else np.zeros((0, 16384), np.float32))
+
+
+def complex_to_audio(raw: np.ndarray) -> np.ndarray:
+    """[N, 2, frames, bins] raw STFT parts -> [N, 16384] float32 audio (exact inverse),
+    peak-normalised."""
+    return peak_normalise(np.asarray(complex_spec.synthesise(torch.as_tensor(raw))))

@@ -296,7 +296,10 @@ def write_results_index(results: str = "results") -> str:
              "", "Also here:", "",
              "- `train/`: real-data training runs of the CPU presets (loss curves, samples, commands).",
              "- `sweeps/`: real-data sweep reports with plots (when present).",
-             "- `reliability.md`: faults and bad input, what happened and what was lost.", ""]
+             "- `reliability.md`: faults and bad input, what happened and what was lost.",
+             "- `complex/`: the complex representation's and Griffin-Lim's accuracy (SNR, the "
+             "digit classifier after each round trip) and the Griffin-Lim momentum default.",
+             ""]
     path = os.path.join(results, "README.md")
     storage.write_bytes_atomic(path, "\n".join(lines).encode())
     return path

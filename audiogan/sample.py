@@ -1,10 +1,18 @@
 """`audiogan sample CHECKPOINT --out DIR [--seeds 0-15] [--n N] [--labels L]
-[--interpolate A B --steps K]`.
+[--interpolate A B --steps K] [--latents Z.npy ...] [--interpolate-latents A.npy B.npy
+--steps K]`.
 
 PianoGAN: per sample a `.mid` (inverse scaling, pitch rounding, the same-pitch overlap rule
 of `notes_to_midi`), a `.wav` from the best rendering backend and a piano-roll `.png`.
-SpectoGAN: per sample a `.wav` by batched Griffin-Lim, plus one spectrogram grid PNG.
-`samples.json` records checkpoint, seeds, config hash and rendering backend.
+SpectoGAN: per sample a `.wav` (batched Griffin-Lim with the run's iterations and momentum
+for log magnitudes; the exact inverse STFT for complex spectrograms), plus one spectrogram
+grid PNG. `samples.json` records checkpoint, seeds, config hash and rendering backend.
+
+`--latents` samples the z stored in `.npy` files (`audiogan invert` writes one per real
+recording: the generator's version of that recording); `--interpolate-latents A B
+--steps K` walks the straight line between two such z, morphing one recording into the
+other. Conditional checkpoints need `--labels` with them (one class for every z, or one
+per z; `inversion.json` records the class each clip was inverted with).
 
 Each sample's z comes from its own seed (`latents_for_seeds`), so seed 3 is the same
 sample in any batch and for any `--n`. `--interpolate A B --steps K` walks the straight
@@ -35,7 +43,7 @@ from audiogan import storage
 from audiogan.data import shards
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.errors import UserError
-from audiogan.latent import interpolate, labels_for_seeds, latents_for_seeds
+from audiogan.latent import interpolate, labels_for_seeds, latents_for_seeds, load_latents
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +87,7 @@ def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor |
     return torch.cat(out).numpy()
 
 
-def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     import soundfile as sf
 
     buf = io.BytesIO()
@@ -131,7 +139,8 @@ def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0)
 
 
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
-                  griffin_lim_iters: int, grid_rows: int = 0) -> tuple[list[str], str]:
+                  griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
+                  grid_rows: int = 0) -> tuple[list[str], str]:
     """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
@@ -146,26 +155,68 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
             buf = io.BytesIO()
             pm.write(buf)
             audio, backend = render_midi(pm, sample_rate, backend)
-            for suffix, data in ((".mid", buf.getvalue()), (".wav", _wav_bytes(audio, sample_rate)),
+            for suffix, data in ((".mid", buf.getvalue()), (".wav", wav_bytes(audio, sample_rate)),
                                  (".png", _piano_roll_png(pm))):
                 storage.write_bytes_atomic(storage.join(out, name + suffix), data)
                 files.append(name + suffix)
         return files, backend
-    from audiogan.render import spectrograms_to_audio
-
-    audio = spectrograms_to_audio(raw, n_iter=griffin_lim_iters)
+    audio, backend, logmag = spectrogram_audio(raw, meta, griffin_lim_iters=griffin_lim_iters,
+                                               griffin_lim_momentum=griffin_lim_momentum)
     for name, clip in zip(names, audio):
-        storage.write_bytes_atomic(storage.join(out, name + ".wav"), _wav_bytes(clip, sample_rate))
+        storage.write_bytes_atomic(storage.join(out, name + ".wav"), wav_bytes(clip, sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
-                               _spectrogram_grid_png(raw, names, grid_rows))
+                               _spectrogram_grid_png(logmag, names, grid_rows))
     files.append("spectrograms.png")
-    return files, f"griffin-lim ({griffin_lim_iters} iterations)"
+    return files, backend
+
+
+def spectrogram_audio(raw: np.ndarray, meta: dict[str, Any], *, griffin_lim_iters: int,
+                      griffin_lim_momentum: float = 0.0
+                      ) -> tuple[np.ndarray, str, np.ndarray]:
+    """Raw spectrograms (`shards.from_network`) -> (peak-normalised audio, how it was
+    made, log magnitudes to draw)."""
+    from audiogan.data import complex_spec
+    from audiogan.render import complex_to_audio, spectrograms_to_audio
+
+    if shards.is_complex(meta):
+        return (complex_to_audio(raw), "inverse STFT (exact, complex spectrogram)",
+                complex_spec.log_magnitude(np.asarray(raw, np.float64)))
+    audio = spectrograms_to_audio(raw, n_iter=griffin_lim_iters, momentum=griffin_lim_momentum)
+    return (audio, f"griffin-lim ({griffin_lim_iters} iterations, momentum "
+                   f"{griffin_lim_momentum:g})", raw)
 
 
 def _slug(name: str) -> str:
     """A class name as a file-name part ('Frédéric Chopin' -> 'Fr-d-ric-Chopin')."""
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "x"
+
+
+def _from_latent_files(args: argparse.Namespace, latent_dim: int, label_map: Any,
+                       classes: list[int] | None, record: dict[str, Any]
+                       ) -> tuple[torch.Tensor, list[str], torch.Tensor | None, list[int]]:
+    """(z, names, labels, seeds=[]) for --latents / --interpolate-latents."""
+    if args.latents:
+        z, names = load_latents(args.latents, latent_dim)
+        names = [f"latent_{n}" for n in names]
+        record["latents"] = list(args.latents)
+    else:
+        a, b = args.interpolate_latents
+        if args.steps < 2:
+            raise UserError("--interpolate-latents needs --steps >= 2")
+        ends, stems = load_latents([a, b], latent_dim)
+        if len(ends) != 2:
+            raise UserError("--interpolate-latents takes two files of one z each")
+        z = interpolate(ends[0], ends[1], args.steps)
+        names = [f"interp_{stems[0]}_{stems[1]}_{i:02d}" for i in range(args.steps)]
+        record["interpolate_latents"] = {"a": a, "b": b, "steps": args.steps}
+    if label_map is None:
+        return z, names, None, []
+    if not classes or len(classes) not in (1, len(z)):
+        raise UserError(f"a conditional model needs --labels with --latents: one class, or one "
+                        f"per z ({len(z)}); inversion.json records each clip's class")
+    y = torch.tensor(classes * len(z) if len(classes) == 1 else classes, dtype=torch.long)
+    return z, [f"{n}_{_slug(label_map.names[int(c)])}" for n, c in zip(names, y)], y, []
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -183,7 +234,16 @@ def cli_main(args: argparse.Namespace) -> int:
     record: dict[str, Any] = {}
     grid_rows = 0
     y: torch.Tensor | None = None
-    if args.interpolate:
+    args.latents = getattr(args, "latents", None)
+    args.interpolate_latents = getattr(args, "interpolate_latents", None)
+    from_files = bool(args.latents or args.interpolate_latents)
+    modes = [bool(args.interpolate), bool(args.latents), bool(args.interpolate_latents)]
+    if sum(modes) > 1 or (from_files and (args.seeds is not None or args.n is not None)):
+        raise UserError("choose one of --seeds/--n, --interpolate, --latents, "
+                        "--interpolate-latents")
+    if from_files:
+        z, names, y, seeds = _from_latent_files(args, latent_dim, label_map, classes, record)
+    elif args.interpolate:
         a, b = args.interpolate
         if a < 0 or b < 0 or args.steps < 2:
             raise UserError("--interpolate needs seeds >= 0 and --steps >= 2")
@@ -218,6 +278,7 @@ def cli_main(args: argparse.Namespace) -> int:
     x = generate(generator, z, y)
     files, backend = write_samples(x, names, meta, args.out,
                                    griffin_lim_iters=cfg.data.griffin_lim_iters,
+                                   griffin_lim_momentum=cfg.data.griffin_lim_momentum,
                                    grid_rows=grid_rows)
     record.update({
         "checkpoint": os.path.abspath(args.checkpoint) if not storage.is_uri(args.checkpoint)

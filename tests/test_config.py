@@ -197,3 +197,19 @@ def test_objective_is_checked_against_the_registry(overrides, message):
 def test_objective_mode_follows_the_metric():
     assert resolve("pianogan-cpu", ["train.objective=eval/note_overlap"]).objective_mode == "max"
     assert resolve("spectogan-cpu", ["train.objective=eval/is"]).objective_mode == "max"
+
+
+def test_griffin_lim_momentum_default_and_older_configs_keep_the_plain_algorithm():
+    cfg = preset("spectogan-cpu")
+    assert cfg.data.griffin_lim_momentum == 0.99
+    old = cfg.to_dict()
+    old["schema_version"] = 2
+    del old["data"]["griffin_lim_momentum"]
+    assert Config.from_dict(old).data.griffin_lim_momentum == 0.0   # as it was evaluated
+    assert Config.from_dict(_version_1(cfg)).data.griffin_lim_momentum == 0.99  # key present
+    with pytest.raises(UserError, match="griffin_lim_momentum must be in"):
+        resolve("spectogan-cpu", ["data.griffin_lim_momentum=0.999"])
+    with pytest.raises(UserError, match="spectogan representation"):
+        resolve("pianogan-cpu", ["data.representation=complex"])
+    with pytest.raises(UserError, match="data.representation must be one of"):
+        resolve("spectogan-cpu", ["data.representation=polar"])

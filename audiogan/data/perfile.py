@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from audiogan.data import audio, notes, spectro
+from audiogan.data import audio, complex_spec, notes, spectro
 
 NO_NOTES = "no_notes"
 DRUMS_ONLY = "drums_only"
@@ -28,10 +28,15 @@ class Params:
     window: int = 256
     hop: int = 64
     apply_pedal: bool = False
+    representation: str = complex_spec.LOG_MAGNITUDE  # spectrograms: or "complex"
 
     @property
-    def example_shape(self) -> tuple[int, int]:
-        return (self.window, 3) if self.kind == "notes" else (spectro.N_BINS, spectro.N_BINS)
+    def example_shape(self) -> tuple[int, ...]:
+        if self.kind == "notes":
+            return (self.window, 3)
+        if self.representation == complex_spec.REPRESENTATION:
+            return complex_spec.EXAMPLE_SHAPE
+        return (spectro.N_BINS, spectro.N_BINS)
 
 
 @dataclasses.dataclass
@@ -99,8 +104,16 @@ def _midi_examples(data: bytes, split: str, p: Params) -> tuple[np.ndarray, list
     return w.astype(np.float32), repairs
 
 
-def _wav_examples(data: bytes) -> tuple[np.ndarray, list[str]]:
+def midi_windows(data: bytes, window: int, apply_pedal: bool = False) -> np.ndarray:
+    """A MIDI file's windows of `window` notes without overlap, as validation and test are
+    cut ([k, window, 3] float32); bad input raises `audio.Rejected` as in preprocessing."""
+    return _midi_examples(data, "test", Params("notes", window, window, apply_pedal))[0]
+
+
+def _wav_examples(data: bytes, representation: str) -> tuple[np.ndarray, list[str]]:
     clip, repairs = audio.clip_from_wav(data)
+    if representation == complex_spec.REPRESENTATION:
+        return complex_spec.analyse(clip)[None], repairs
     return spectro.log_magnitude(clip)[None].astype(np.float32), repairs
 
 
@@ -115,7 +128,7 @@ def process_file(item: Mapping[str, str], params: Params) -> FileResult:
         if params.kind == "notes":
             x, repairs = _midi_examples(data, split, params)
         else:
-            x, repairs = _wav_examples(data)
+            x, repairs = _wav_examples(data, params.representation)
     except audio.Rejected as rej:
         return FileResult(key, split, label, empty, reject=rej.reason, detail=rej.detail)
     return FileResult(key, split, label, x, repaired=tuple(repairs))

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from audiogan import storage
 from audiogan.config import DataConfig
-from audiogan.data import perfile, pipeline, scaling, shards, sources, spectro
+from audiogan.data import complex_spec, perfile, pipeline, scaling, shards, sources, spectro
 from audiogan.data.stats import BinStats
 from audiogan.errors import UserError
 
@@ -127,19 +127,27 @@ def _versions() -> dict[str, str]:
 
 def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: bool = False,
         address: str | None = None, batch_size: int | None = None,
-        items: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:
-    """The whole stage; returns the manifest it wrote (`items` overrides the listing)."""
+        items: Sequence[dict[str, str]] | None = None,
+        tables: Iterable[pa.Table] | None = None) -> dict[str, Any]:
+    """The whole stage; returns the manifest it wrote (`items` overrides the listing;
+    `tables`, the per-file results of those items (`perfile.process_batch`), replaces the
+    Ray Data pipeline: tests run the stage's bookkeeping without a cluster)."""
     t0 = time.time()
     prepare_out(out, source, overwrite)
     items = list(items) if items is not None else sources.list_items(kind, source)
-    started = pipeline.ensure_ray(address)
-    try:
-        totals = _stream(items, params, out, batch_size)
-    finally:
-        if started:
-            import ray
+    if tables is not None:
+        totals = _stream(tables, len(items), params, out)
+    else:
+        started = pipeline.ensure_ray(address)
+        try:
+            totals = _stream(pipeline.iter_tables(pipeline.build_dataset(items, params,
+                                                                         batch_size)),
+                             len(items), params, out)
+        finally:
+            if started:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
     rejects = sorted(totals["rejects"], key=lambda r: r["path"])
     storage.write_bytes_atomic(storage.join(out, shards.REJECTS),
                                "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects)
@@ -162,7 +170,7 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
                    "source": source, "n_source_files": len(items),
                    "sample_rate": 16000, "clip_samples": spectro.CLIP_SAMPLES,
                    "n_fft": spectro.N_FFT, "hop_length": spectro.HOP_LENGTH,
-                   "log_eps": spectro.LOG_EPS},
+                   "log_eps": spectro.LOG_EPS, "representation": params.representation},
         "repaired": dict(sorted(totals["repaired"].items())),
         "rejected": dict(sorted(collections.Counter(r["reason"] for r in rejects).items())),
         "source_fingerprint": _fingerprint(items), "versions": _versions(),
@@ -178,14 +186,18 @@ def run(kind: str, source: str, out: str, params: perfile.Params, overwrite: boo
         log.info("%s split, files listed per split %s (%s)", kind, rule["counts"], rule["rule"])
     if params.kind == "notes":
         manifest["note_scaling"] = scaling.note_constants(DataConfig())
+    elif params.representation == complex_spec.REPRESENTATION:
+        manifest.update(complex_spec.manifest_fields(
+            totals["stats"], totals["lm_stats"].normalisation(DataConfig().norm_clip_std)))
     else:
+        manifest["representation"] = complex_spec.LOG_MAGNITUDE
         manifest["normalisation"] = totals["stats"].normalisation(DataConfig().norm_clip_std)
     storage.write_json_atomic(storage.join(out, shards.MANIFEST), manifest)
     return manifest
 
 
-def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
-            batch_size: int | None) -> dict[str, Any]:
+def _stream(tables: Iterable[pa.Table], n_items: int, params: perfile.Params, out: str
+            ) -> dict[str, Any]:
     writer = ShardWriter(out, params.example_shape)
     counts: collections.Counter = collections.Counter()
     files: collections.Counter = collections.Counter()
@@ -193,9 +205,11 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
     labels: set[str] = set()
     label_counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     rejects: list[dict[str, str]] = []
-    stats = BinStats(spectro.N_BINS)
+    is_complex = params.representation == complex_spec.REPRESENTATION
+    stats: Any = complex_spec.ComplexStats() if is_complex else BinStats(spectro.N_BINS)
+    lm_stats = BinStats(spectro.N_BINS)  # complex: the same clips' log magnitudes
     n_done, t0, last = 0, time.time(), time.time()
-    for table in pipeline.iter_tables(pipeline.build_dataset(items, params, batch_size)):
+    for table in tables:
         is_file = table.column("is_file").to_numpy(zero_copy_only=False)
         for row in table.filter(pa.array(is_file)).to_pylist():
             n_done += 1
@@ -214,18 +228,24 @@ def _stream(items: Sequence[dict[str, str]], params: perfile.Params, out: str,
         if params.kind == "spectrogram" and examples.num_rows:
             train = examples.filter(pa.compute.equal(examples.column("split"), "train"))
             if train.num_rows:
-                stats.add(np.frombuffer(b"".join(train.column("x").to_pylist()), np.float32)
-                          .reshape(-1, spectro.N_BINS))
+                x = np.frombuffer(b"".join(train.column("x").to_pylist()), np.float32)
+                if is_complex:
+                    raw = x.reshape(-1, *complex_spec.EXAMPLE_SHAPE)
+                    stats.add(raw)
+                    lm_stats.add(complex_spec.log_magnitude(raw.astype(np.float64))
+                                 .reshape(-1, spectro.N_BINS))
+                else:
+                    stats.add(x.reshape(-1, spectro.N_BINS))
         writer.add(examples)
         if time.time() - last >= PROGRESS_SECONDS:
             last = time.time()
             log.info("preprocess: %d/%d files, %d examples, %d rejected, %.1f files/s",
-                     n_done, len(items), sum(counts.values()), len(rejects),
+                     n_done, n_items, sum(counts.values()), len(rejects),
                      n_done / (last - t0))
     writer.flush()
     return {"counts": counts, "files": files, "repaired": repaired, "labels": labels,
             "label_counts": label_counts,
-            "rejects": rejects, "stats": stats}
+            "rejects": rejects, "stats": stats, "lm_stats": lm_stats}
 
 
 def summary_line(m: dict[str, Any], out: str) -> str:
@@ -239,9 +259,13 @@ def cli_main(args: argparse.Namespace) -> int:
     if args.window < 1 or args.hop < 1 or args.hop > args.window:
         raise UserError("--window and --hop must be >= 1 and --hop <= --window")
     kind = "notes" if sources.media(args.kind) == "midi" else "spectrogram"
+    representation = getattr(args, "representation", None)
+    if representation and kind == "notes":
+        raise UserError(f"--representation applies to audio sources, not {args.kind}")
     params = perfile.Params(kind, args.window, args.hop, bool(args.apply_pedal))
     if kind == "spectrogram":
-        params = perfile.Params(kind, spectro.N_BINS, spectro.N_BINS, False)
+        params = perfile.Params(kind, spectro.N_BINS, spectro.N_BINS, False,
+                                representation or complex_spec.LOG_MAGNITUDE)
     if not storage.is_dir(args.source):
         raise UserError(f"--source '{args.source}' is not a directory")
     manifest = run(args.kind, args.source, args.out, params, overwrite=args.overwrite,

@@ -6,8 +6,9 @@ A preprocessed dataset directory (local path or URI) holds:
   rejects.jsonl      one JSON object per rejected source file: {"path", "reason"}
 
 `x` is stored raw (notes in seconds and MIDI numbers, [window, 3]; spectrograms as log
-magnitudes, [frames, bins]); scaling and normalisation are applied on load, from the
-manifest, so one set of shards serves any scaling constants.
+magnitudes, [frames, bins], or -- `representation: complex` -- as the raw STFT's real and
+imaginary parts, [2, frames, bins]); scaling, compression and normalisation are applied
+on load, from the manifest, so one set of shards serves any scaling constants.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audiogan import storage
-from audiogan.data import scaling
+from audiogan.data import complex_spec, scaling
 from audiogan.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -87,7 +88,8 @@ def load_split(data: str, split: str, rank: int = 0, world_size: int = 1, scaled
                manifest: dict[str, Any] | None = None) -> Examples:
     """One split, this rank's part (rows i with i % world_size == rank, by sorted key).
 
-    Returned in network layout: notes [N, 3, window]; spectrograms [N, 1, frames, bins].
+    Returned in network layout: notes [N, 3, window]; spectrograms [N, C, frames, bins]
+    (C = 1 for log magnitudes, 2 for complex).
     """
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
@@ -113,23 +115,34 @@ def load_split(data: str, split: str, rank: int = 0, world_size: int = 1, scaled
 
 
 def _network_shape(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (shape[1], shape[0]) if kind == "notes" else (1, *shape)
+    if kind == "notes":
+        return (shape[1], shape[0])
+    return shape if len(shape) == 3 else (1, *shape)
+
+
+def is_complex(manifest_or_meta: dict[str, Any]) -> bool:
+    return complex_spec.representation(manifest_or_meta) == complex_spec.REPRESENTATION
 
 
 def to_network(raw: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
     """Raw examples -> scaled network layout, with the manifest's constants."""
     if manifest["kind"] == "notes":
         return np.swapaxes(scaling.scale_notes(raw, manifest["note_scaling"]), -1, -2)
+    if is_complex(manifest):
+        return complex_spec.normalise(raw, manifest["normalisation"])
     norm = manifest["normalisation"]
     mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
     return scaling.normalise_spec(raw, mean, std, norm["clip_std"])[:, None]
 
 
 def from_network(x: np.ndarray, manifest_or_meta: dict[str, Any]) -> np.ndarray:
-    """Network output -> raw examples (notes [N, window, 3]; log magnitudes [N, frames, bins])."""
+    """Network output -> raw examples (notes [N, window, 3]; log magnitudes [N, frames, bins];
+    complex [N, 2, frames, bins])."""
     m = manifest_or_meta
     if m["kind"] == "notes":
         return scaling.unscale_notes(np.swapaxes(x, -1, -2), m["note_scaling"])
+    if is_complex(m):
+        return complex_spec.denormalise(np.asarray(x), m["normalisation"])
     norm = m["normalisation"]
     return scaling.denormalise_spec(np.asarray(x)[:, 0], np.asarray(norm["mean"]),
                                     np.asarray(norm["std"]), norm["clip_std"])

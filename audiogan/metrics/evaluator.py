@@ -14,9 +14,17 @@ their floor uses the test split.
 
 SpectoGAN's listening metrics (`eval/is`, `eval/is_real`, `eval/cond_acc`) score what a
 listener would hear: generated and real spectrograms alike go through the audio round trip
-(`audiogan.metrics.roundtrip`, `griffin_lim_iters` iterations) before the classifier sees
-them; the round trip of a sample set is computed once (`registry.Scoring.heard`), that of
-the held-out split once when the evaluator is built.
+(`audiogan.metrics.roundtrip`, `griffin_lim_iters` iterations with `griffin_lim_momentum`)
+before the classifier sees them; the round trip of a sample set is computed once
+(`registry.Scoring.heard`), that of the held-out split once when the evaluator is built.
+
+Complex runs (`source_manifest`: the complex dataset the generator learnt) are scored by
+the evaluator of a log-magnitude dataset of the same clips (`data`, `manifest`: its
+statistics, NDB bins, training reference, classifier and floor): generated complex
+spectrograms become audio by the exact inverse STFT and are analysed as that dataset's
+log magnitudes (`roundtrip.heard_as`), which is both what every metric scores and what is
+heard (no Griffin-Lim anywhere on the generated side). Their metrics compare with those
+of log-magnitude runs on that dataset.
 
 Conditional generators (`n_classes > 0`, called as `generator(z, labels)`) are asked for
 `Evaluator.labels`: per seed, a class index drawn from the training split's label
@@ -95,13 +103,18 @@ class Evaluator:
                  note_ref: dict[str, np.ndarray] | None, classifier: torch.nn.Module | None,
                  n_samples: int, eval_seed: int, latent_dim: int, device: str = "cpu",
                  classifier_labels: list[str] | None = None, griffin_lim_iters: int = 16,
+                 griffin_lim_momentum: float = 0.0,
                  label_probs: Sequence[float] | None = None,
                  label_names: Sequence[str] | None = None,
-                 pc_entropy_ref: float = math.nan) -> None:
+                 pc_entropy_ref: float = math.nan,
+                 source_manifest: dict[str, Any] | None = None) -> None:
         self.manifest, self.ndb, self.nn_ref = manifest, ndb, nn_ref
         self.note_ref, self.classifier, self.device = note_ref, classifier, device
         self.classifier_labels = list(classifier_labels or [])
         self.griffin_lim_iters, self.pc_entropy_ref = griffin_lim_iters, pc_entropy_ref
+        self.griffin_lim_momentum = griffin_lim_momentum
+        # A complex run's generated examples, converted into this dataset's log magnitudes.
+        self.source_manifest = source_manifest
         self.kind = manifest["kind"]
         self.metrics = registry.for_family(
             FAMILY_OF_KIND[self.kind], ("classifier", "labels") if classifier is not None else ())
@@ -160,19 +173,29 @@ class Evaluator:
             x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
         requested = ([self.label_names[i] for i in self.labels.tolist()]
                      if conditional(getattr(generator, "module", generator)) else None)
-        metrics = self.score(x, labels=requested)
+        heard = None
+        if self.source_manifest is not None:  # complex: exact inverse, then log magnitudes
+            x = heard = roundtrip.heard_as(x, self.source_manifest, self.manifest,
+                                           n_iter=self.griffin_lim_iters)
+        metrics = self.score(x, labels=requested, heard=heard)
         self.last_seconds = time.perf_counter() - start
         return metrics
 
 
 def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_k: int,
                     eval_seed: int, latent_dim: int, classifier: str = "", device: str = "cpu",
-                    griffin_lim_iters: int = 16, label_probs: Sequence[float] | None = None,
-                    label_names: Sequence[str] | None = None) -> Evaluator:
+                    griffin_lim_iters: int = 16, griffin_lim_momentum: float = 0.0,
+                    label_probs: Sequence[float] | None = None,
+                    label_names: Sequence[str] | None = None,
+                    source_manifest: dict[str, Any] | None = None) -> Evaluator:
     """The evaluator of `data` (see the module docstring); `classifier` is a directory or ""
     for `<data>/classifier/` when present; `label_probs` / `label_names` for a conditional
-    generator (its label map's class frequencies and names)."""
+    generator (its label map's class frequencies and names); `source_manifest`: the
+    complex dataset of a complex run (`data` is then its log-magnitude reference)."""
     start = time.perf_counter()
+    if shards.is_complex(manifest):
+        raise UserError(f"'{data}' holds complex spectrograms: they are scored through a "
+                        "log-magnitude dataset of the same clips (metrics.reference_data)")
     kind = manifest["kind"]
     seed = eval_seed
     train = shards.load_split(data, "train", manifest=manifest).x
@@ -213,13 +236,16 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
     ev = Evaluator(manifest=manifest, ndb=ndb, nn_ref=nn_ref, note_ref=note_ref,
                    classifier=model, n_samples=n_samples, eval_seed=eval_seed,
                    latent_dim=latent_dim, device=device, classifier_labels=classifier_labels,
-                   griffin_lim_iters=griffin_lim_iters, label_probs=label_probs,
-                   label_names=label_names, pc_entropy_ref=pc_entropy_ref)
+                   griffin_lim_iters=griffin_lim_iters,
+                   griffin_lim_momentum=griffin_lim_momentum, label_probs=label_probs,
+                   label_names=label_names, pc_entropy_ref=pc_entropy_ref,
+                   source_manifest=source_manifest)
     floor_split, held = _first_nonempty(data, manifest, ("test", "validation"))
     heard = None
     if model is not None and len(held.x):
         # The whole held-out split, round-tripped once (the floor scores a subsample of it).
-        heard = roundtrip.round_trip(held.x, manifest, n_iter=griffin_lim_iters)
+        heard = roundtrip.round_trip(held.x, manifest, n_iter=griffin_lim_iters,
+                                     momentum=griffin_lim_momentum)
         ev.is_real = inception.inception_score(model, heard, device)
     if len(held.x):
         ev.floor_split = floor_split

@@ -14,6 +14,11 @@ Listening metrics (`eval/is`, `eval/is_real`, `eval/cond_acc`) compare spectrogr
 the audio round trip (`audiogan.metrics.roundtrip`: Griffin-Lim to audio, analysed again),
 generated and real alike: a spectrogram no one can hear scores nothing.
 
+`eval/recon` (GAN inversion of real test clips, `audiogan.metrics.recon`) takes minutes of
+optimisation per model: it needs "inversion", which only a final evaluation (`audiogan
+evaluate --recon N`) provides, so the per-checkpoint evaluator never computes it and no
+sweep or checkpoint ranking can use it.
+
 Directions: "min" / "max" say which way is better; "match" marks a reference value that
 should be close to the real data's (its floor), never an objective: `eval/pc_entropy` is
 shown beside the real test split's value, and its distance from the real validation value,
@@ -65,7 +70,8 @@ class Scoring:
         from audiogan.metrics import roundtrip
 
         return roundtrip.round_trip(self.x, self.refs.manifest,
-                                    n_iter=self.refs.griffin_lim_iters)
+                                    n_iter=self.refs.griffin_lim_iters,
+                                    momentum=self.refs.griffin_lim_momentum)
 
     @functools.cached_property
     def probs(self) -> Any:
@@ -139,6 +145,11 @@ def _cond_acc(s: Scoring) -> dict[str, float]:
     return out
 
 
+def _recon(s: Scoring) -> float:
+    raise RuntimeError("eval/recon inverts real clips (audiogan.metrics.recon, `audiogan "
+                       "evaluate --recon N`); a sample set cannot give it")
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
     name: str
@@ -146,7 +157,8 @@ class Metric:
     families: tuple[str, ...]           # model families it applies to
     compute: Callable[[Scoring], float | dict[str, float]]  # a dict: with per-label keys
     description: str
-    needs: tuple[str, ...] = ()         # what it cannot do without: "classifier", "labels"
+    needs: tuple[str, ...] = ()         # what it cannot do without: "classifier", "labels",
+                                        # "inversion" (final evaluations only)
     objective: bool = True              # may a sweep or checkpoint ranking use it?
 
     @property
@@ -181,6 +193,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "robust digit classifier's accuracy against the requested label after the audio "
            "round trip (conditional generators; also per label as eval/cond_acc/<label>)",
            needs=("classifier", "labels")),
+    Metric("eval/recon", "min", _BOTH, _recon,
+           "mean GAN-inversion distance of real test clips (L1 of normalised log magnitudes; "
+           "PianoGAN: MSE of scaled notes), beside random z and the nearest training example",
+           needs=("inversion",), objective=False),
 )}
 
 
@@ -224,6 +240,9 @@ def check_objective(name: str, mode: str = "", family: str = "", where: str = "o
                       and (not family or family in m.families)]
         raise UserError(f"{where}: unknown metric '{name}' (choose from {', '.join(objectives)})")
     metric = METRICS[name]
+    if "inversion" in metric.needs:
+        raise UserError(f"{where}: '{name}' is computed only by final evaluations "
+                        "(audiogan evaluate --recon N), not at checkpoints: not an objective")
     if not metric.objective:
         raise UserError(f"{where}: '{name}' is a reference value, not an objective")
     if family and family not in metric.families:

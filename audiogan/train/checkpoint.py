@@ -6,8 +6,10 @@ A checkpoint is a directory:
                critic_steps and every rank's random state -- only tensors and plain
                containers, loaded with weights_only=True
   config.json  Config.to_dict()
-  meta.json    versions, family, example_shape, data manifest hash, kind, note_scaling or
-               normalisation, labels, step, critic_steps, metrics at that step, and for a
+  meta.json    versions, family, example_shape, data manifest hash, the data path, kind,
+               note_scaling or normalisation (complex data: also its representation and
+               the same clips' log_magnitude_normalisation), labels, step, critic_steps,
+               metrics at that step, and for a
                conditional model `label_map` (audiogan.data.labels.LabelMap.to_dict():
                class names by index, the rule and its parameters, training windows per
                class)
@@ -74,16 +76,16 @@ def _versions() -> dict[str, str]:
 
 def build_meta(cfg: Config, manifest: dict[str, Any], manifest_hash: str, step: int,
                critic_steps: int, metrics: dict[str, float],
-               label_map: LabelMap | None = None) -> dict[str, Any]:
+               label_map: LabelMap | None = None, data: str = "") -> dict[str, Any]:
     meta: dict[str, Any] = {
         "versions": _versions(), "family": cfg.model.family, "preset": cfg.preset,
         "example_shape": list(manifest["example_shape"]), "kind": manifest["kind"],
         "data_manifest_hash": manifest_hash, "dataset": manifest.get("dataset", ""),
         "labels": list(manifest.get("labels", [])), "step": int(step),
         "critic_steps": int(critic_steps),
-        "metrics": {k: float(v) for k, v in metrics.items()},
+        "metrics": {k: float(v) for k, v in metrics.items()}, "data": data,
     }
-    for key in ("note_scaling", "normalisation"):
+    for key in ("note_scaling", "normalisation", "representation", "log_magnitude_normalisation"):
         if key in manifest:
             meta[key] = manifest[key]
     if label_map is not None:

@@ -191,7 +191,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                         metrics["time/eval_s"] = time.perf_counter() - t_eval
                     meta = ckpt.build_meta(cfg, manifest, manifest_hash, step, state.critic_steps,
                                            {k: v for k, v in metrics.items()
-                                            if isinstance(v, (int, float))}, label_map)
+                                            if isinstance(v, (int, float))}, label_map,
+                                           data=data)
                     meta["start_step"] = start_step  # where this attempt began (resume, recovery)
                     checkpoint_dir = ckpt.save_checkpoint(
                         os.path.join(tmp_root, ckpt.checkpoint_name(step)),

@@ -95,6 +95,13 @@ def check_data_matches(cfg: Config, manifest: dict[str, Any], data: str) -> None
     if manifest.get("kind") != want:
         raise UserError(f"preset '{cfg.preset}' trains on {want} data, '{data}' holds "
                         f"{manifest.get('kind')}")
+    if want == "spectrogram":
+        has = manifest.get("representation", "log_magnitude")
+        if has != cfg.data.representation:
+            hint = ("preprocess with --representation complex" if cfg.data.representation ==
+                    "complex" else "use a spectogan-complex preset")
+            raise UserError(f"preset '{cfg.preset}' trains on {cfg.data.representation} "
+                            f"spectrograms, '{data}' holds {has} ones ({hint})")
     build_label_map(cfg, manifest, data)  # model.conditional: labels usable (one-line errors)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from audiogan.data import shards, spectro
+from audiogan.data import complex_spec, shards, spectro
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.latent import labels_for_seeds, latents_for_seeds
 
@@ -22,12 +22,13 @@ ROLL_STEP_S = 0.05
 
 class TensorBoard:
     def __init__(self, log_dir: str, manifest: dict[str, Any], *, eval_seed: int,
-                 latent_dim: int, griffin_lim_iters: int,
+                 latent_dim: int, griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
                  label_probs: Sequence[float] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=log_dir)
         self.manifest, self.griffin_lim_iters = manifest, griffin_lim_iters
+        self.griffin_lim_momentum = griffin_lim_momentum
         seeds = [eval_seed + i for i in range(N_MEDIA)]
         self.z = latents_for_seeds(seeds, latent_dim)
         # A conditional generator: the evaluator's labels for the same seeds.
@@ -69,11 +70,21 @@ class TensorBoard:
                                       sample_rate=SAMPLE_RATE)
 
     def _spectrogram(self, x: np.ndarray, step: int) -> None:
-        for i, img in enumerate(x[:, 0]):
+        raw = shards.from_network(x, self.manifest)
+        if shards.is_complex(self.manifest):
+            # The magnitudes as an image (per-image range); audio by the exact inverse.
+            images = complex_spec.log_magnitude(raw.astype(np.float64))
+            images = (images - images.min(axis=(1, 2), keepdims=True)) / np.maximum(
+                np.ptp(images, axis=(1, 2), keepdims=True), 1e-9) * 2 - 1
+            audio = np.asarray(complex_spec.synthesise(torch.from_numpy(raw)))
+        else:
+            images = x[:, 0]
+            audio = spectro.griffin_lim(torch.from_numpy(raw).float(),
+                                        n_iter=self.griffin_lim_iters,
+                                        momentum=self.griffin_lim_momentum).numpy()
+        for i, img in enumerate(images):
             # frames x bins -> bins (low at the bottom) x frames, in [0, 1]
             self.writer.add_image(f"spectrogram/{i}", ((img.T[::-1] + 1) / 2)[None].copy(), step)
-        logmag = torch.from_numpy(shards.from_network(x, self.manifest)).float()
-        audio = spectro.griffin_lim(logmag, n_iter=self.griffin_lim_iters).numpy()
         for i, clip in enumerate(audio):
             peak = float(np.abs(clip).max()) or 1.0
             self.writer.add_audio(f"audio/{i}", torch.from_numpy(clip / peak)[None].float(), step,

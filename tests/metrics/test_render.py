@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from audiogan import render
+from audiogan.config import DataConfig
 from audiogan.data import spectro
 from audiogan.data.notes import notes_to_midi
 
@@ -89,6 +90,11 @@ def test_bench_sample_quick(tmp_path):
             min(ref["librosa_s_per_batch"]) / min(ref["audiogan_s_per_batch"]), rel=0.02)
         conv = ref["spectral_convergence"]
         assert 0 < conv["audiogan"] < 1 and 0 < conv["librosa"] < 1
+        # and both again at the default momentum, which the end-to-end timing runs
+        fast = block["griffin_lim_reference_momentum"]
+        assert fast["settings"]["momentum"] == block["griffin_lim_momentum"] == \
+            DataConfig().griffin_lim_momentum
+        assert min(fast["librosa_s_per_batch"]) > 0 and min(fast["audiogan_s_per_batch"]) > 0
 
 
 def test_spec_generator_flop_count_matches_hand_count():

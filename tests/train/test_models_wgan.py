@@ -16,13 +16,17 @@ from audiogan.models import (PhaseShuffle, count_params,
                              example_shape_for, phase_shift)
 
 
+def _channels(cfg):
+    return 2 if cfg.data.representation == "complex" else 1
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_output_shapes_all_presets(preset):
     cfg = resolve(preset, ["model.d=2"])
-    shape = example_shape_for(cfg.model.family)
+    shape = example_shape_for(cfg.model.family, _channels(cfg))
     g, d = build_generator(cfg, shape), build_critic(cfg, shape)
     out = g(torch.rand(3, 100) * 2 - 1)
-    want = (3, 3, 256) if cfg.model.family == "pianogan" else (3, 1, 128, 128)
+    want = (3, 3, 256) if cfg.model.family == "pianogan" else (3, _channels(cfg), 128, 128)
     assert out.shape == want
     assert out.abs().max() <= 1
     assert d(out).shape == (3,)
@@ -46,15 +50,15 @@ def piano_critic_params(d):
         _layer(8 * d * 4, 1)
 
 
-def spec_generator_params(d, latent=100):
-    # dense z -> [16d, 4, 4], five ConvT2d 5x5: 16d -> 8d -> 4d -> 2d -> d -> 1
-    widths = [16 * d, 8 * d, 4 * d, 2 * d, d, 1]
+def spec_generator_params(d, latent=100, channels=1):
+    # dense z -> [16d, 4, 4], five ConvT2d 5x5: 16d -> 8d -> 4d -> 2d -> d -> C
+    widths = [16 * d, 8 * d, 4 * d, 2 * d, d, channels]
     return _layer(latent, 16 * d * 4 * 4) + sum(_layer(a, b, 25) for a, b in zip(widths, widths[1:]))
 
 
-def spec_critic_params(d):
-    # Conv2d 5x5: 1 -> d -> 2d -> 4d -> 8d -> 16d (4x4), dense 16d*4*4 -> 1
-    widths = [1, d, 2 * d, 4 * d, 8 * d, 16 * d]
+def spec_critic_params(d, channels=1):
+    # Conv2d 5x5: C -> d -> 2d -> 4d -> 8d -> 16d (4x4), dense 16d*4*4 -> 1
+    widths = [channels, d, 2 * d, 4 * d, 8 * d, 16 * d]
     return sum(_layer(a, b, 25) for a, b in zip(widths, widths[1:])) + _layer(16 * d * 4 * 4, 1)
 
 
@@ -62,7 +66,9 @@ CLOSED_FORM = {"pianogan": (piano_generator_params, piano_critic_params),
                "spectogan": (spec_generator_params, spec_critic_params)}
 # README.md's table (preset: d, generator params, critic params).
 README_COUNTS = {"pianogan": (64, 4_312_835, 4_108_545), "spectogan": (64, 19_065_345, 17_427_969),
-                 "pianogan-cpu": (8, 91_107, 65_569), "spectogan-cpu": (4, 171_585, 69_249)}
+                 "pianogan-cpu": (8, 91_107, 65_569), "spectogan-cpu": (4, 171_585, 69_249),
+                 "spectogan-complex": (64, 19_066_946, 17_429_569),
+                 "spectogan-complex-cpu": (4, 171_686, 69_349)}
 
 
 @pytest.mark.parametrize("family", ["pianogan", "spectogan"])
@@ -83,10 +89,11 @@ def test_preset_parameter_counts_match_the_closed_form_and_readme():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
     for preset, (d, n_g, n_d) in README_COUNTS.items():
         cfg = resolve(preset)
-        shape = example_shape_for(cfg.model.family)
+        shape = example_shape_for(cfg.model.family, _channels(cfg))
         want_g, want_d = CLOSED_FORM[cfg.model.family]
         assert cfg.model.d == d
-        assert (want_g(d), want_d(d)) == (n_g, n_d)
+        extra = {"channels": _channels(cfg)} if cfg.model.family == "spectogan" else {}
+        assert (want_g(d, **extra), want_d(d, **extra)) == (n_g, n_d)
         assert count_params(build_generator(cfg, shape)) == n_g
         assert count_params(build_critic(cfg, shape)) == n_d
         row = re.search(rf"^\| `{re.escape(preset)}` \| (\d+) \| \d+ \| ([\d,]+) \| ([\d,]+) \|$",
