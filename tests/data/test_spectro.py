@@ -72,7 +72,7 @@ def reference_griffin_lim(logmag, n_iter, n_samples=16384):
         for t in range(n_f):
             out[..., t * hop:t * hop + n_fft] += frames[..., t, :]
             wsum[t * hop:t * hop + n_fft] += window ** 2
-        return (out / np.maximum(wsum, 1e-8))[..., :n_samples]
+        return (out / np.maximum(wsum, spectro.WSUM_FLOOR))[..., :n_samples]
 
     def stft(x):
         xp = np.concatenate([x, np.zeros(x.shape[:-1] + (length - n_samples,))], axis=-1)
@@ -107,7 +107,8 @@ def test_griffin_lim_equals_the_plain_reference():
 
 def _griffin_lim_before_momentum(logmag, n_iter, n_samples=16384):
     """`spectro._griffin_lim` as it was before `momentum` existed (commit 6f95cc7), copied
-    verbatim: momentum 0 must give bit-identical audio."""
+    verbatim but for the window-sum floor of the first half-frame (`WSUM_FLOOR`, the click
+    fix): momentum 0 must give bit-identical audio."""
     from audiogan.data.spectro import HOP_LENGTH, LOG_EPS, N_FFT
 
     hop = HOP_LENGTH
@@ -121,7 +122,7 @@ def _griffin_lim_before_momentum(logmag, n_iter, n_samples=16384):
     wsum = torch.zeros(n_f + 1, hop)
     wsum[:-1] += w_sq[0]
     wsum[1:] += w_sq[1]
-    inv_wsum = 1.0 / wsum.clamp_min(1e-8)
+    inv_wsum = 1.0 / wsum.clamp_min(spectro.WSUM_FLOOR)
     keep = torch.zeros(n_f + 1, hop)
     keep.view(-1)[:n_samples] = 1.0
     inv_wsum_keep = inv_wsum * keep
@@ -173,7 +174,7 @@ def test_momentum_is_librosas_fast_griffin_lim_and_converges_faster():
         for t in range(128):
             out[..., t * hop:t * hop + n_fft] += frames[..., t, :]
             wsum[t * hop:t * hop + n_fft] += window ** 2
-        return (out / np.maximum(wsum, 1e-8))[..., :16384]
+        return (out / np.maximum(wsum, spectro.WSUM_FLOOR))[..., :16384]
 
     def stft(x):
         xp = np.concatenate([x, np.zeros(x.shape[:-1] + (length - 16384,))], axis=-1)
@@ -197,3 +198,13 @@ def test_momentum_is_librosas_fast_griffin_lim_and_converges_faster():
     assert inconsistency(0.99) < inconsistency(0.0)
     with pytest.raises(ValueError, match="momentum"):
         spectro.griffin_lim(logmag, n_iter=1, momentum=1.0)
+
+
+def test_no_click_at_the_start_of_a_clip_that_starts_at_once():
+    """A digit that starts at t = 0 (as FSDD clips do): the Griffin-Lim audio's loudest
+    part is the sound, not the first half-frame (the window-sum floor, WSUM_FLOOR)."""
+    t = torch.arange(16384) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t) * torch.exp(-t * 3)   # loud from sample 0
+    audio = spectro.griffin_lim(spectro.log_magnitude(tone[None]), n_iter=16)[0]
+    head, rest = audio[:128].abs().max(), audio[128:].abs().max()
+    assert head <= 1.5 * rest
