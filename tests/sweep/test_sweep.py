@@ -172,7 +172,7 @@ def test_asha_stops_early_and_best_uses_all_evaluations(ray_cluster, notes_data,
     # Every trial is best at its first evaluation: scope "all" must find that, not the last.
     for t in trials:
         assert t.best_critic_steps == t.history["progress/critic_steps"].min()
-    chosen = best_mod.pick_best(trials, "min")
+    chosen = best_mod.pick_best(trials)
     last = {t.trial_id: t.history["eval/ndb"].dropna().iloc[-1] for t in trials}
     assert chosen.best_value == min(t.best_value for t in trials)
     assert chosen.best_value < min(last.values())
