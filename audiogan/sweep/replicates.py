@@ -64,7 +64,8 @@ def run_replicates(spec: SweepSpec, data: str, sweep_dir: str, planned: list[dic
                                                          trials=len(planned))),
             run_config=tuning.run_config(spec, REPLICATES_DIR,
                                          storage.join(sweep_dir, FINAL_DIR),
-                                         tuning.callbacks(spec, None, None)))
+                                         tuning.callbacks(spec, None, None),
+                                         [f"{REPLICATE_KEY}/role", f"{REPLICATE_KEY}/seed"]))
     log.info("final stage: %d replicate trial(s) -> %s", len(planned), where)
     tuner.fit()
     done = load_replicates(spec, sweep_dir)

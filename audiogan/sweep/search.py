@@ -102,7 +102,7 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
     def __init__(self, *args: Any, objectives: tuple[Objective, ...] = (),
                  selection: Selection = Selection(), **kwargs: Any) -> None:
         self.objectives, self.selection = tuple(objectives), selection
-        self.evaluations: dict[str, list[dict[str, float]]] = {}
+        self.evaluations: dict[str, dict[int, dict[str, float]]] = {}  # trial -> steps -> vector
         super().__init__(*args, **kwargs)
 
     def prepare_study(self) -> None:
@@ -119,12 +119,23 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
             self.optuna_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
         return params
 
+    def _record(self, trial_id: str, result: dict | None) -> dict[str, float] | None:
+        """Keep the evaluation vector of a result (once per critic-step count)."""
+        vector = vector_of(result or {}, self.objectives)
+        if vector is None:
+            return None
+        step = int(result.get(CRITIC_STEPS, result.get("training_iteration", 0)))
+        seen = self.evaluations.setdefault(trial_id, {})
+        if step in seen:
+            return None
+        seen[step] = vector
+        return vector
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        vector = vector_of(result, self.objectives)
-        if vector is None or trial_id in self.completed_trial_ids:
+        if trial_id in self.completed_trial_ids:
             return
-        self.evaluations.setdefault(trial_id, []).append(vector)
-        if len(self.objectives) > 1:
+        vector = self._record(trial_id, result)
+        if vector is None or len(self.objectives) > 1:
             return  # Optuna's report()/pruning refuse multi-objective studies
         step = int(result.get(CRITIC_STEPS, result.get("training_iteration", 0)))
         try:
@@ -134,7 +145,9 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        vectors = self.evaluations.get(trial_id, [])
+        # Tune hands the result that made ASHA stop a trial to this method only.
+        self._record(trial_id, result)
+        vectors = list(self.evaluations.get(trial_id, {}).values())
         pick = select(vectors, self.objectives, self.selection)
         # One evaluation's vector, never mixed; none at all: Optuna marks it PRUNED/FAIL.
         super().on_trial_complete(trial_id, result=None if pick is None else dict(vectors[pick]),

@@ -56,7 +56,8 @@ def constants(spec: SweepSpec, data: str, sweep_dir: str, experiment_dir: str, *
             "hooks": hooks.to_dict()}
 
 
-def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[Any]) -> Any:
+def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[Any],
+               parameter_columns: list[str] | None = None) -> Any:
     """Checkpoints: with one objective the best `train.keep_best` by it plus the latest;
     with several every checkpoint while the trial runs, and its Pareto front plus the
     latest once it ends (`callbacks.ParetoCheckpoints`: Tune ranks by one attribute)."""
@@ -70,7 +71,7 @@ def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[An
                                                 checkpoint_score_attribute=spec.metric,
                                                 checkpoint_score_order=spec.mode),
         failure_config=tune.FailureConfig(max_failures=cfg.train.max_failures),
-        progress_reporter=reporter(spec), callbacks=callbacks, verbose=1)
+        progress_reporter=reporter(spec, parameter_columns), callbacks=callbacks, verbose=1)
 
 
 def callbacks(spec: SweepSpec, study_url: str | None, study_copy: str | None) -> list[Any]:
@@ -88,11 +89,13 @@ def dirname(trial: Any) -> str:
     return trial_dirname(trial.trial_id)
 
 
-def reporter(spec: SweepSpec) -> Any:
+def reporter(spec: SweepSpec, parameter_columns: list[str] | None = None) -> Any:
     from ray.tune import CLIReporter
 
     metrics = {o.metric: o.metric for o in spec.objective_list}
     metrics.update({CRITIC_STEPS: "critic_steps", "loss/wdist": "wdist", "time/step_s": "step_s"})
-    return CLIReporter(metric_columns=metrics, parameter_columns=list(spec.search),
+    # Conditional parameters are missing from some trials: Tune's table cannot show them.
+    always = [k for k, d in spec.search.items() if not d.get("when")]
+    return CLIReporter(metric_columns=metrics, parameter_columns=parameter_columns or always,
                        metric=spec.metric, mode=spec.mode, sort_by_metric=True,
                        max_report_frequency=30, max_column_length=14)
