@@ -200,3 +200,35 @@ def test_multi_worker_trial_runs_through_torchtrainer(ray_cluster, notes_data, t
 
     _, cfg, _ = load_generator(trial.checkpoint)
     assert cfg.compute.workers == 2
+
+
+def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, notes_data, tmp_path):
+    """The final evaluation of the smoke sweep's real checkpoints (a copy of the sweep):
+    unseen seeds, K bins, every metric with an interval, the floor at a matched count,
+    and `audiogan best` answering with the final winner."""
+    import shutil
+
+    from audiogan.sweep.final import read_final, run_final
+    from audiogan.sweep.spec import FinalSpec
+
+    sweep = str(tmp_path / NAME)
+    shutil.copytree(smoke_sweep["dir"], sweep)
+    settings = FinalSpec(top_k=2, n=48, ndb_k=4, bootstrap=200, replicates=0)
+    assert run_final(load_spec(SMOKE), notes_data, sweep, settings=settings) == 0
+    doc = read_final(sweep)
+    roles = [role for r in doc["evaluations"] for role in r["roles"]]
+    assert {"top-1", "top-2", "baseline"} <= set(roles)
+    for record in doc["evaluations"]:
+        assert (record["n"], record["ndb_k"], record["eval_seed"]) == (48, 4, 2_000_000)
+        assert {"final/eval/ndb", "final/eval/note_overlap", "final/eval/nn_self"} <= \
+            set(record["metrics"])
+        for value in record["metrics"].values():
+            assert value["lo"] <= value["hi"] and (value["n"], value["k"]) == (48, 4)
+        matched = record["matched"]  # the test split has 8 windows: both scored at 8
+        assert matched["n"] == 8 and matched["split"] == "test"
+        assert matched["floor"]["final/floor/ndb"]["n"] == matched["model"]["final/eval/ndb"]["n"]
+    out = str(tmp_path / "best")
+    assert main(["best", sweep, "--out", out]) == 0
+    info = json.load(open(os.path.join(out, "best.json")))
+    assert info["trial_id"] == doc["winner"] and info["final"]["winner"] == doc["winner"]
+    assert info["picked_by"] == "final evaluation"
