@@ -119,7 +119,7 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
             self.optuna_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
         return params
 
-    def _record(self, trial_id: str, result: dict | None) -> dict[str, float] | None:
+    def record_evaluation(self, trial_id: str, result: dict | None) -> dict[str, float] | None:
         """Keep the evaluation vector of a result (once per critic-step count)."""
         vector = vector_of(result or {}, self.objectives)
         if vector is None:
@@ -134,7 +134,7 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.completed_trial_ids:
             return
-        vector = self._record(trial_id, result)
+        vector = self.record_evaluation(trial_id, result)
         if vector is None or len(self.objectives) > 1:
             return  # Optuna's report()/pruning refuse multi-objective studies
         step = int(result.get(CRITIC_STEPS, result.get("training_iteration", 0)))
@@ -146,7 +146,7 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         # Tune hands the result that made ASHA stop a trial to this method only.
-        self._record(trial_id, result)
+        self.record_evaluation(trial_id, result)
         vectors = list(self.evaluations.get(trial_id, {}).values())
         pick = select(vectors, self.objectives, self.selection)
         # One evaluation's vector, never mixed; none at all: Optuna marks it PRUNED/FAIL.

@@ -202,19 +202,24 @@ def test_multi_worker_trial_runs_through_torchtrainer(ray_cluster, notes_data, t
     assert cfg.compute.workers == 2
 
 
-def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, notes_data, tmp_path):
-    """The final evaluation of the smoke sweep's real checkpoints (a copy of the sweep):
-    unseen seeds, K bins, every metric with an interval, the floor at a matched count,
-    and `audiogan best` answering with the final winner."""
+def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, tmp_path, capsys):
+    """`audiogan best SWEEP --final` on a copy of the finished smoke sweep (real
+    checkpoints): unseen seeds, K bins, every metric with an interval, the floor at a
+    matched count, and `best` answering with the final winner."""
     import shutil
 
-    from audiogan.sweep.final import read_final, run_final
-    from audiogan.sweep.spec import FinalSpec
+    from audiogan.sweep.final import read_final
 
     sweep = str(tmp_path / NAME)
     shutil.copytree(smoke_sweep["dir"], sweep)
-    settings = FinalSpec(top_k=2, n=48, ndb_k=4, bootstrap=200, replicates=0)
-    assert run_final(load_spec(SMOKE), notes_data, sweep, settings=settings) == 0
+    # Without a final: section the defaults apply: K = 50 bins > 24 training windows.
+    assert main(["best", sweep, "--final"]) == 2
+    assert "fewer than metrics.ndb_k=50" in capsys.readouterr().err
+    doc = yaml.safe_load(open(os.path.join(sweep, "sweep.yaml")))
+    doc["final"] = {"top_k": 2, "n": 48, "ndb_k": 4, "bootstrap": 200, "replicates": 0}
+    open(os.path.join(sweep, "sweep.yaml"), "w").write(yaml.safe_dump(doc))
+    out = str(tmp_path / "best")
+    assert main(["best", sweep, "--final", "--out", out]) == 0
     doc = read_final(sweep)
     roles = [role for r in doc["evaluations"] for role in r["roles"]]
     assert {"top-1", "top-2", "baseline"} <= set(roles)
@@ -227,8 +232,6 @@ def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, notes_d
         matched = record["matched"]  # the test split has 8 windows: both scored at 8
         assert matched["n"] == 8 and matched["split"] == "test"
         assert matched["floor"]["final/floor/ndb"]["n"] == matched["model"]["final/eval/ndb"]["n"]
-    out = str(tmp_path / "best")
-    assert main(["best", sweep, "--out", out]) == 0
     info = json.load(open(os.path.join(out, "best.json")))
     assert info["trial_id"] == doc["winner"] and info["final"]["winner"] == doc["winner"]
     assert info["picked_by"] == "final evaluation"
