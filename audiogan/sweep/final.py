@@ -242,7 +242,8 @@ def summarize(spec: SweepSpec, settings: dict[str, Any], records: list[dict[str,
             "params": next(e["params"] for e in plan["entries"] if e["role"] == role),
             "runs": [{"trial_id": r["trial_id"], "seed": r["params"].get("train.seed"),
                       "checkpoint": r["checkpoint"],
-                      "values": {k: r["metrics"][k]["value"] for k in r["metrics"]}} for r in runs],
+                      "values": {k: r["metrics"][k]["value"] for k in r["metrics"]},
+                      "intervals": r["metrics"], "matched": r.get("matched")} for r in runs],
             "summary": {k: mean_interval([r["metrics"].get(k, {}).get("value") for r in runs],
                                          settings["confidence"]) for k in keys}})
     replicate_cmp = {}
