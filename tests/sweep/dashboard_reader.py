@@ -50,7 +50,7 @@ def main(url: str, name: str, out: str, stop: str) -> None:
         except Exception as exc:  # every failure once the study exists is what it measures
             if ready:  # before, the driver may still be creating the tables
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
-        time.sleep(0.3)
+        time.sleep(1.0)
     with open(out, "w") as f:
         json.dump({"reads": reads, "errors": errors, "trials_seen": trials_seen}, f)
 
