@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # annotations only: the modules are imported where they are b
 
 
 def train_config_from_args(args: argparse.Namespace) -> Config:
-    """Preset + --set + flag shortcuts, validated (shared by the dry run and the real run)."""
+    """Preset (or --config FILE) + --set + flag shortcuts, validated (shared by the dry run
+    and the real run). A config file holds a full resolved config of any schema version
+    (`config.migrate`): a run's config.yaml, a sweep trial's, `best_config.yaml`."""
     overrides = list(args.overrides or [])
     if args.workers is not None:
         overrides.append(f"compute.workers={args.workers}")
@@ -34,7 +36,32 @@ def train_config_from_args(args: argparse.Namespace) -> Config:
         overrides.append("compute.gpu=true")
     if args.total_steps is not None:
         overrides.append(f"train.total_steps={args.total_steps}")
+    config = getattr(args, "config", None)
+    if config and args.preset:
+        raise UserError("give a PRESET or --config FILE, not both")
+    if config:
+        return config_file(config).override(overrides).validate()
+    if not args.preset:
+        raise UserError("audiogan train needs a preset (e.g. pianogan-cpu) or --config FILE")
     return resolve(args.preset, overrides)
+
+
+def config_file(path: str) -> Config:
+    """A resolved config file (YAML or JSON), validated; one-line errors."""
+    import yaml
+
+    from audiogan import storage
+
+    if not storage.exists(path):
+        raise UserError(f"config file '{path}' not found")
+    try:
+        raw = yaml.safe_load(storage.read_bytes(path).decode())
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file '{path}' is not valid YAML: "
+                        f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+    if not isinstance(raw, dict) or "preset" not in raw:
+        raise UserError(f"config file '{path}' is not a resolved config (no 'preset' key)")
+    return Config.from_dict(raw).validate()
 
 
 def _check_classes(cfg: Config, n_classes: int) -> None:
@@ -187,10 +214,11 @@ def reference_data(cfg: Config, data: str, manifest: dict[str, Any]) -> str:
 
 def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: str = "cpu",
                     label_map: LabelMap | None = None,
-                    generated: dict[str, Any] | None = None) -> Any:
+                    generated: dict[str, Any] | None = None, keep_floor: bool = False) -> Any:
     """`label_map` (conditional models): evaluation labels follow its class frequencies.
     A complex dataset is scored by its log-magnitude reference (`reference_data`);
-    `generated`: a complex checkpoint's meta when `data` already is that reference."""
+    `generated`: a complex checkpoint's meta when `data` already is that reference;
+    `keep_floor`: the evaluator keeps the real floor's examples (final evaluation)."""
     from audiogan.data import shards
     from audiogan.metrics.evaluator import build_evaluator as build
 
@@ -205,7 +233,7 @@ def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: st
                  griffin_lim_momentum=cfg.data.griffin_lim_momentum,
                  label_probs=None if label_map is None else label_map.probs,
                  label_names=None if label_map is None else list(label_map.names),
-                 source_manifest=source)
+                 source_manifest=source, keep_floor=keep_floor)
 
 
 def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],

@@ -24,9 +24,10 @@ EXAMPLES = {
     "data": "audiogan data demo --out data/demo\n"
             "  audiogan data download maestro --out data/raw",
     "preprocess": "audiogan preprocess maestro --source data/raw/maestro-v3.0.0 --out data/maestro",
-    "train": "audiogan train pianogan-cpu --data data/maestro --out runs/piano --set optim.lr_g=2e-4",
+    "train": "audiogan train pianogan-cpu --data data/maestro --out runs/piano --set optim.lr_g=2e-4\n"
+             "  audiogan train --config best/piano/best_config.yaml --data data/maestro --out runs/again",
     "sweep": "audiogan sweep sweeps/pianogan-cpu.yaml --data data/maestro",
-    "best": "audiogan best sweep_runs/pianogan-cpu --out best/piano",
+    "best": "audiogan best sweep_runs/pianogan-cpu --out best/piano [--final] [--pareto]",
     "sample": "audiogan sample best/piano/checkpoint --out samples/piano --seeds 0-15",
     "evaluate": "audiogan evaluate best/piano/checkpoint --data data/maestro --n 2000",
     "invert": "audiogan invert runs/digits --audio my_seven.wav --out inverted/seven",
@@ -113,8 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local)")
 
-    p = add("train", "train a preset with Ray Train (DDP)")
-    p.add_argument("preset")
+    p = add("train", "train a preset (or a config file) with Ray Train (DDP)")
+    p.add_argument("preset", nargs="?", default=None,
+                   help="a preset; or give --config FILE instead")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a resolved config file (a run's config.yaml, a sweep's "
+                        "best_config.yaml): trains exactly that config, --set on top")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default=None)
     _add_overrides(p)
@@ -135,9 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("best", "best checkpoint, leaderboard and plots of a sweep")
     p.add_argument("sweep")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metric", default=None)
+    p.add_argument("--out", default=None, help="where to write (required unless --final alone)")
+    p.add_argument("--metric", default=None,
+                   help="rank by this one metric's trial-time values instead of the sweep's "
+                        "objectives and final stage")
     p.add_argument("--mode", choices=["min", "max"], default=None)
+    p.add_argument("--final", action="store_true",
+                   help="run (or finish) the sweep's final stage first: final evaluation "
+                        "with intervals and seed replicates")
+    p.add_argument("--pareto", action="store_true",
+                   help="also copy every Pareto-optimal checkpoint to OUT/pareto/")
+    p.add_argument("--data", default=None, help="--final: the dataset (default: the sweep's)")
+    p.add_argument("--address", default=None, help="--final: Ray cluster address")
 
     p = add("sample", "generate audio from a checkpoint")
     p.add_argument("checkpoint")

@@ -15,6 +15,7 @@ import time
 from typing import Any, Sequence
 
 from audiogan import storage
+from audiogan.report_final import final_lines
 
 MODELS = (("pianogan", "PianoGAN (demo piano MIDI)"), ("spectogan", "SpectoGAN (demo spoken digits)"))
 
@@ -83,7 +84,8 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
     best_json = _read_json(os.path.join(best, "best.json"))
     if best_json:
         params = ", ".join(f"`{k}` = {_fmt(v)}" for k, v in best_json.get("params", {}).items())
-        lines += [f"Best trial (of {best_json.get('trials')}, over {best_json.get('scope')}): "
+        picked = f", picked by the {best_json['picked_by']}" if best_json.get("picked_by") else ""
+        lines += [f"Best trial (of {best_json.get('trials')}, over {best_json.get('scope')}{picked}): "
                   f"`{best_json.get('trial_id')}`, `{best_json.get('metric')}` = "
                   f"{_fmt(best_json.get('value'))} ({best_json.get('mode')}) at critic step "
                   f"{_fmt(best_json.get('at_critic_steps'))}; {params}.", ""]
@@ -92,6 +94,7 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
     lines += [markdown_table([{k: _number(v) for k, v in row.items()} for row in board], cols), ""]
     lines += ["### Best checkpoint against the real floor (from `metrics.json`)", ""]
     lines += [_metrics_table(_read_json(os.path.join(best, "metrics.json"))), ""]
+    lines += final_lines(best_json)
     plots_dir = os.path.join(best, "plots")
     if os.path.isdir(plots_dir):
         lines += ["### Plots", ""]

@@ -125,3 +125,42 @@ def test_bench_meets_reads_the_recorded_target_form():
     assert meets(5.0, "<= 5.0") and not meets(5.1, "<= 5.0")
     with pytest.raises(ValueError):
         meets(1.0, "flat (~1.0)")
+
+
+def test_sweep_report_shows_the_final_stage_from_best_json(tmp_path):
+    """The final block that `audiogan best` copies into best.json, as `final.summarize`
+    writes it, becomes the report's intervals, replicate means and verdicts."""
+    from audiogan.report import write_sweep_report
+    from audiogan.sweep.final import summarize
+    from audiogan.sweep.spec import parse_spec
+
+    spec = parse_spec({"base": "pianogan-cpu", "baseline": True, "final": {"replicates": 3},
+                       "search": {"optim.lr_g": {"type": "loguniform", "low": 1e-5,
+                                                 "high": 1e-3}}})
+
+    def record(trial, roles, v, seed=None):
+        return {"trial_id": trial, "roles": roles, "params": {"train.seed": seed},
+                "checkpoint": f"/c/{trial}", "trial_time": {"critic_steps": 500},
+                "metrics": {"final/eval/ndb": {"value": v, "lo": v - 0.05, "hi": v + 0.05}},
+                "matched": {"n": 200, "model": {"final/eval/ndb": {"value": v, "lo": 0.1,
+                                                                    "hi": 0.4}},
+                            "floor": {"final/floor/ndb": {"value": 0.04, "lo": 0.0, "hi": 0.1}}}}
+
+    best, base = record("aaa", ["top-1"], 0.3), record("bbb", ["baseline"], 0.62)
+    plan = {"seeds": [1, 2, 3], "original_seed": 0,
+            "entries": [{"role": r, "source": s, "seed": k, "params": {}}
+                        for r, s in (("best", "aaa"), ("baseline", "bbb")) for k in (1, 2, 3)]}
+    reps = [record(f"b{k}", ["replicate of best"], 0.3 + 0.01 * k, k) for k in (1, 2, 3)]
+    reps += [record(f"c{k}", ["replicate of baseline"], 0.6 + 0.01 * k, k) for k in (1, 2, 3)]
+    final = summarize(spec, spec.final, [best, base], best, plan, reps)
+    _fake_best(str(tmp_path), "", 0.25, 0.25, 0.0625)
+    info = json.load(open(tmp_path / "best" / "best.json"))
+    json.dump({**info, "final": final, "picked_by": "final evaluation"},
+              open(tmp_path / "best" / "best.json", "w"))
+    text = open(write_sweep_report(str(tmp_path / "best"), "R", [])).read()
+    assert "picked by the final evaluation" in text
+    assert "| `aaa` | top-1 | 500 | 0.3 [0.25, 0.35] |" in text
+    assert "0.3 [0.1, 0.4] vs 0.04 [0, 0.1]" in text
+    assert "`eval/ndb` better (0.3 [0.25, 0.35] vs 0.62 [0.57, 0.67])" in text
+    assert "| best | `aaa` | 3 | 0.32 [0.2952, 0.3448] |" in text
+    assert "best vs baseline over seeds: **better** (intervals; Welch t-test p = " in text

@@ -125,6 +125,11 @@ class Evaluator:
         self.is_real = math.nan
         self.floor: dict[str, float] = {}
         self.floor_split = ""
+        # The floor's examples, labels and round trip: kept only when asked
+        # (`build_evaluator(keep_floor=True)`: the final evaluation's intervals).
+        self.floor_x: np.ndarray | None = None
+        self.floor_labels: list[str] | None = None
+        self.floor_heard: np.ndarray | None = None
         self.last_seconds = math.nan
 
     @torch.no_grad()
@@ -187,11 +192,14 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
                     griffin_lim_iters: int = 16, griffin_lim_momentum: float = 0.0,
                     label_probs: Sequence[float] | None = None,
                     label_names: Sequence[str] | None = None,
-                    source_manifest: dict[str, Any] | None = None) -> Evaluator:
+                    source_manifest: dict[str, Any] | None = None,
+                    keep_floor: bool = False) -> Evaluator:
     """The evaluator of `data` (see the module docstring); `classifier` is a directory or ""
     for `<data>/classifier/` when present; `label_probs` / `label_names` for a conditional
     generator (its label map's class frequencies and names); `source_manifest`: the
-    complex dataset of a complex run (`data` is then its log-magnitude reference)."""
+    complex dataset of a complex run (`data` is then its log-magnitude reference);
+    `keep_floor`: keep the floor's examples on the evaluator (`floor_x`, `floor_labels`,
+    `floor_heard`)."""
     start = time.perf_counter()
     if shards.is_complex(manifest):
         raise UserError(f"'{data}' holds complex spectrograms: they are scored through a "
@@ -253,6 +261,9 @@ def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_
         labels = [held.labels[i] for i in idx] if kind == "spectrogram" else None
         ev.floor = ev.score(held.x[idx], labels=labels,
                             heard=None if heard is None else heard[idx])
+        if keep_floor:
+            ev.floor_x, ev.floor_labels = held.x[idx], labels
+            ev.floor_heard = None if heard is None else heard[idx]
     else:
         log.warning("no validation or test split in '%s': no real floor for the metrics", data)
     log.info("evaluator built in %.1f s (%s, K=%d, n=%d)", time.perf_counter() - start, kind,

@@ -35,16 +35,29 @@ def _as_2d(x: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float64) -> 
     return t.reshape(len(t), -1)
 
 
-def nn_self(features: np.ndarray | torch.Tensor) -> float:
+def nn_self_each(features: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per sample: RMS distance to its nearest other sample (the bootstrap's pieces)."""
     x = _as_2d(features)
     if len(x) < 2:
-        return float("nan")
-    return float(_nearest_sq(x, x, exclude_self=True).sqrt().mean() / np.sqrt(x.shape[1]))
+        return np.full(len(x), np.nan)
+    return (_nearest_sq(x, x, exclude_self=True).sqrt() / np.sqrt(x.shape[1])).numpy()
 
 
-def nn_to(features: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor) -> float:
+def nn_to_each(features: np.ndarray | torch.Tensor,
+               reference: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per sample: RMS distance to its nearest reference row."""
     # float32 here: the reference (training set) is large, and copies are still ~1e-3 away.
     x, r = _as_2d(features, torch.float32), _as_2d(reference, torch.float32)
     if len(x) == 0 or len(r) == 0:
-        return float("nan")
-    return float(_nearest_sq(x, r, exclude_self=False).sqrt().mean() / np.sqrt(x.shape[1]))
+        return np.full(len(x), np.nan)
+    return (_nearest_sq(x, r, exclude_self=False).sqrt() / np.sqrt(x.shape[1])).numpy()
+
+
+def nn_self(features: np.ndarray | torch.Tensor) -> float:
+    each = nn_self_each(features)
+    return float(each.mean()) if len(each) >= 2 else float("nan")
+
+
+def nn_to(features: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor) -> float:
+    each = nn_to_each(features, reference)
+    return float(each.mean()) if len(each) and np.isfinite(each).all() else float("nan")

@@ -45,16 +45,46 @@ def histograms(notes: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def pitch_class_entropy(notes: np.ndarray) -> float:
-    """notes: [N, window, 3] raw -> mean over windows of the pitch-class entropy in bits."""
+def window_counts(notes: np.ndarray) -> dict[str, np.ndarray]:
+    """notes: [N, window, 3] raw -> per window, the note counts of each statistic's bins
+    ([N, bins]); their sum over windows, normalised, is `histograms` (bootstrap pieces)."""
+    x = np.asarray(notes, np.float64)
+    n = len(x)
+    pitch = np.clip(np.rint(x[..., 0]), PITCH_MIN, PITCH_MAX).astype(np.int64)
+    rows = np.repeat(np.arange(n), x.shape[1]) if n else np.zeros(0, np.int64)
+
+    def count(index: np.ndarray, bins: int) -> np.ndarray:
+        out = np.zeros((n, bins))
+        np.add.at(out, (rows, index.ravel()), 1.0)
+        return out
+
+    def times(t: np.ndarray) -> np.ndarray:
+        # np.histogram's bins: [e_i, e_i+1), the last one closed.
+        idx = np.clip(np.searchsorted(TIME_EDGES, np.clip(t, 0, 8.0), side="right") - 1,
+                      0, len(TIME_EDGES) - 2)
+        return count(idx, len(TIME_EDGES) - 1)
+
+    return {"pitch_class": count(pitch % 12, 12),
+            "pitch": count(pitch - PITCH_MIN, PITCH_MAX - PITCH_MIN + 1),
+            "step": times(x[..., 1]), "duration": times(x[..., 2])}
+
+
+def pitch_class_entropy_each(notes: np.ndarray) -> np.ndarray:
+    """notes: [N, window, 3] raw -> per window, the pitch-class entropy in bits."""
     x = np.asarray(notes, np.float64)
     if x.size == 0:
-        return float("nan")
+        return np.zeros(0)
     pc = (np.clip(np.rint(x[..., 0]), PITCH_MIN, PITCH_MAX).astype(np.int64) % 12)
     counts = np.stack([np.bincount(row, minlength=12) for row in pc]).astype(np.float64)
     p = counts / counts.sum(1, keepdims=True)
     terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
-    return float(terms.sum(1).mean())
+    return terms.sum(1)
+
+
+def pitch_class_entropy(notes: np.ndarray) -> float:
+    """notes: [N, window, 3] raw -> mean over windows of the pitch-class entropy in bits."""
+    each = pitch_class_entropy_each(notes)
+    return float(each.mean()) if len(each) else float("nan")
 
 
 def overlap(p: np.ndarray, q: np.ndarray) -> float:

@@ -1,10 +1,13 @@
-"""`audiogan sweep SPEC.yaml`: a Ray Tune + Optuna sweep over one preset.
+"""`audiogan sweep SPEC.yaml`: a Ray Tune + Optuna sweep over one preset, then its final stage.
 
 The sweep directory (`--storage`/NAME, local path or pyarrow.fs URI) describes itself:
-`sweep.yaml` (the resolved spec, written before anything starts), Tune's experiment state,
-one directory per trial (TensorBoard events, progress.csv, checkpoints), `optuna.db` (the
-study; SQLite on the driver's node unless the spec names a database URL) and, at the end,
-`leaderboard.csv`. `--resume` continues it with `Tuner.restore`.
+`sweep.yaml` (the resolved spec, the Optuna seed and study URL, written before anything
+starts), Tune's experiment state, one directory per trial (its `config.yaml`, TensorBoard
+events, progress.csv, checkpoints), `optuna.db` (the study, or its copy:
+`audiogan.sweep.study`), `leaderboard.csv`, `search_done.json` once every search trial
+finished, and with a `final:` section `final/` (`audiogan.sweep.final`: final evaluations
+with intervals, seed replicates, `final.json`). `--resume` continues whichever stage was
+interrupted: the search with `Tuner.restore`, the final stage from its records.
 """
 
 from __future__ import annotations
@@ -19,97 +22,40 @@ from typing import Any
 from audiogan import __version__, storage
 from audiogan.cluster.hooks import FaultHooks
 from audiogan.errors import UserError
-from audiogan.sweep.keys import (CRITIC_STEPS, DEFAULT_STORAGE, LEADERBOARD, LOOP, SESSION,
-                                 SPEC_FILE, STUDY_FILE, SWEEP_KEY, TUNER_STATE)
-from audiogan.sweep.spec import (SweepSpec, baseline_point, load_spec, probe_config,
+from audiogan.sweep import study, tuning
+from audiogan.sweep.keys import (DEFAULT_STORAGE, FINAL_EVAL, LEADERBOARD, LOOP, SEARCH_DONE,
+                                 SESSION, SPEC_FILE, SWEEP_KEY, TUNER_STATE)
+from audiogan.sweep.spec import (SweepSpec, baseline_point, derived_seed, load_spec,
                                  spec_to_yaml, trial_config)
 
 log = logging.getLogger(__name__)
 
-DRIVER_MEMORY_BYTES = 256 * 1024 * 1024  # a multi-worker trial's driver: no CPU, see below
-
-
-def trial_resources(spec: SweepSpec) -> dict[str, float]:
-    cfg = probe_config(spec)
-    if spec.workers == 1:
-        res = {"cpu": float(cfg.compute.cpus_per_worker)}
-        if spec.gpu:
-            res["gpu"] = 1.0
-        return res
-    # The trial only drives a TorchTrainer that asks for its own workers. Tune rejects
-    # {"cpu": 0}, and any CPU fraction would keep a 2-worker run from ever fitting on a
-    # 2-core machine (workers take whole CPUs), so the driver reserves memory only.
-    return {"cpu": 0, "memory": float(DRIVER_MEMORY_BYTES)}
-
-
-def concurrency(spec: SweepSpec, cluster_cpus: float, local: bool) -> int:
-    """Trials in flight: the spec's limit, never more than the trials asked for, and
-    locally never more CPUs in use than the machine has."""
-    limit = min(spec.max_concurrent_trials, spec.num_samples)
-    if local:
-        per_trial = spec.workers * probe_config(spec).compute.cpus_per_worker
-        limit = min(limit, max(1, int(cluster_cpus // per_trial)))
-    return max(1, limit)
-
-
-def study_storage_url(spec: SweepSpec, sweep_dir: str, name: str) -> str:
-    if spec.optuna_storage:
-        return spec.optuna_storage
-    if storage.is_uri(sweep_dir):
-        # SQLite needs a local file: keep it on the driver's node, copy it to the sweep at the end.
-        local = os.path.join(os.path.expanduser("~/.cache/audiogan/optuna"), name)
-        os.makedirs(local, exist_ok=True)
-        return f"sqlite:///{os.path.join(local, STUDY_FILE)}"
-    return f"sqlite:///{os.path.join(sweep_dir, STUDY_FILE)}"
-
 
 def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
                 cluster_cpus: float, loop: str = LOOP, session: str = SESSION,
-                restore: bool = False, hooks: FaultHooks = FaultHooks()):
+                restore: bool = False, hooks: FaultHooks = FaultHooks(),
+                seed: int = 0, study_url: str = ""):
     """The Tuner for a fresh sweep, or the restored one (`restore=True`)."""
     from ray import tune
 
-    from audiogan.sweep.search import build_scheduler, build_searcher, search_space
-    from audiogan.sweep.trial import run_trial
+    from audiogan.sweep.search import build_scheduler, build_searcher
 
-    trainable = tune.with_resources(run_trial, trial_resources(spec))
     if restore:
-        return tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True,
+        return tune.Tuner.restore(sweep_dir, tuning.trainable(spec), resume_unfinished=True,
                                   resume_errored=True)
     storage_path, name = _split(sweep_dir)
-    constants = {"spec": spec.to_dict(), "data": data, "loop": loop, "session": session,
-                 "train_storage": storage.join(sweep_dir, "train"), "hooks": hooks.to_dict()}
-    param_space = {**search_space(spec), SWEEP_KEY: constants}
-    scheduler = build_scheduler(spec)
-    searcher = build_searcher(spec, study_storage_url(spec, sweep_dir, name), name)
+    url = study_url or study.study_url(spec.optuna_storage, sweep_dir, name)
+    constants = tuning.constants(spec, data, sweep_dir, sweep_dir, loop=loop, session=session,
+                                 hooks=hooks)
     tune_config = tune.TuneConfig(
-        search_alg=searcher, scheduler=scheduler, num_samples=spec.num_samples,
-        max_concurrent_trials=concurrency(spec, cluster_cpus, local),
-        trial_dirname_creator=_trial_dirname, trial_name_creator=_trial_dirname)
-    keep = probe_config(spec).train.keep_best
-    run_config = tune.RunConfig(
-        name=name, storage_path=storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=keep,
-                                                checkpoint_score_attribute=spec.metric,
-                                                checkpoint_score_order=spec.mode),
-        failure_config=tune.FailureConfig(max_failures=probe_config(spec).train.max_failures),
-        progress_reporter=_reporter(spec), verbose=1)
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                      run_config=run_config)
-
-
-def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
-
-
-def _reporter(spec: SweepSpec):
-    from ray.tune import CLIReporter
-
-    metrics = {spec.metric: spec.metric, CRITIC_STEPS: "critic_steps", "loss/wdist": "wdist",
-               "time/step_s": "step_s"}
-    return CLIReporter(metric_columns=metrics, parameter_columns=list(spec.search),
-                       metric=spec.metric, mode=spec.mode, sort_by_metric=True,
-                       max_report_frequency=30, max_column_length=14)
+        search_alg=build_searcher(spec, url, name, seed), scheduler=build_scheduler(spec),
+        num_samples=spec.num_samples,
+        max_concurrent_trials=tuning.concurrency(spec, cluster_cpus, local),
+        trial_dirname_creator=tuning.dirname, trial_name_creator=tuning.dirname)
+    callbacks = tuning.callbacks(spec, url, study.copy_target(url, sweep_dir))
+    return tune.Tuner(tuning.trainable(spec), param_space={SWEEP_KEY: constants},
+                      tune_config=tune_config,
+                      run_config=tuning.run_config(spec, name, storage_path, callbacks))
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -130,13 +76,28 @@ def _sweep_dir(args: argparse.Namespace) -> tuple[str, str]:
     return storage.join(root, name), name
 
 
+def check_data(spec: SweepSpec, data: str, manifest: dict[str, Any]) -> None:
+    """One-line errors before Ray starts: the data fits every branch of the search space
+    (labels for model.conditional), and every objective can be computed on it."""
+    from audiogan.builders import check_objective_available
+    from audiogan.sweep.space import probe_points
+    from audiogan.train.run import check_data_matches
+
+    for point in probe_points(spec.search):
+        cfg = trial_config(spec, point)
+        check_data_matches(cfg, manifest, data)
+        for o in spec.objective_list:
+            check_objective_available(cfg.override({"train.objective": o.metric,
+                                                    "train.objective_mode": o.mode}), data)
+
+
 def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address: str | None = None,
               resume: bool = False, loop: str = LOOP, session: str = SESSION,
-              hooks: FaultHooks = FaultHooks()) -> int:
-    """Run (or resume) a sweep; returns how many trials are left unfinished (interrupted)."""
+              hooks: FaultHooks = FaultHooks(), final_eval: str = FINAL_EVAL) -> int:
+    """Run (or resume) a sweep and its final stage; returns how many trials are left
+    unfinished (interrupted)."""
     from audiogan.cluster.start import start_ray
     from audiogan.data.shards import read_manifest
-    from audiogan.sweep.results import leaderboard, write_leaderboard
 
     state = storage.join(sweep_dir, TUNER_STATE)
     if resume and not storage.exists(state):
@@ -146,44 +107,69 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
                         "or --name for a new one")
     # Trials run with the trial directory as working directory: a relative path breaks there.
     data = data if storage.is_uri(data) else os.path.abspath(data)
-    read_manifest(data)  # a missing or incomplete dataset fails here, not in every trial
+    check_data(spec, data, read_manifest(data))  # a missing dataset fails here, not in trials
     # Training-only reports carry no objective; the searcher and ASHA skip them.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # CLIReporter: the objective's column
-    url = study_storage_url(spec, sweep_dir, name)
+    url = study.study_url(spec.optuna_storage, sweep_dir, name)
+    copy = study.copy_target(url, sweep_dir)
+    seed = spec.optuna_seed if spec.optuna_seed is not None else derived_seed(name)
     if not resume:
         storage.write_bytes_atomic(storage.join(sweep_dir, SPEC_FILE), spec_to_yaml(spec, {
             "name": name, "data": data, "sweep_dir": sweep_dir, "optuna_storage": url,
-            "study_name": name, "audiogan": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+            "study_name": name, "optuna_seed": seed,
+            "optuna_seed_from": "spec" if spec.optuna_seed is not None else "sweep name",
+            "audiogan": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+    elif copy is not None:
+        study.restore(url, copy)  # a new driver node: the study comes back from the sweep dir
     ray = start_ray(address)  # a Ray started here lives until the process ends (CLI)
-    tuner = build_tuner(spec, data, sweep_dir, local=ray.local, cluster_cpus=ray.cpus,
-                        loop=loop, session=session, restore=resume, hooks=hooks)
-    tuner.fit()
-    _publish_study(url, sweep_dir)
-    board = leaderboard(sweep_dir, spec.metric, spec.mode)
-    write_leaderboard(board, storage.join(sweep_dir, LEADERBOARD))
-    sys.stdout.write(board.drop(columns=["checkpoint"]).to_string(index=False) + "\n")
-    unfinished = int((~board["status"].isin(["TERMINATED", "ERROR"])).sum()) if len(board) else 0
+    if not storage.exists(storage.join(sweep_dir, SEARCH_DONE)):
+        unfinished = _search(spec, data, sweep_dir, ray, resume=resume, loop=loop,
+                             session=session, hooks=hooks, seed=seed, url=url, copy=copy)
+        if unfinished:
+            return unfinished
+    if spec.final is None:
+        return 0
+    from audiogan.sweep.final import read_final, run_final, with_final_columns
+    from audiogan.sweep.results import leaderboard, write_leaderboard
+
+    unfinished = run_final(spec, data, sweep_dir, local=ray.local, cluster_cpus=ray.cpus,
+                           loop=loop, session=session, hooks=hooks, final_eval=final_eval)
+    if not unfinished:
+        board = with_final_columns(leaderboard(sweep_dir, spec.objective_list,
+                                               selection=spec.selection), read_final(sweep_dir))
+        write_leaderboard(board, storage.join(sweep_dir, LEADERBOARD))
     return unfinished
 
 
-def _publish_study(url: str, sweep_dir: str) -> None:
-    """A study kept off the sweep directory (URI storage) is copied there for `best`."""
-    target = storage.join(sweep_dir, STUDY_FILE)
-    if not url.startswith("sqlite:///") or not storage.is_uri(sweep_dir):
-        return
-    local = url[len("sqlite:///"):]
-    if os.path.exists(local):
-        with open(local, "rb") as f:
-            storage.write_bytes_atomic(target, f.read())
+def _search(spec: SweepSpec, data: str, sweep_dir: str, ray: Any, *, resume: bool, loop: str,
+            session: str, hooks: FaultHooks, seed: int, url: str, copy: str | None) -> int:
+    from audiogan.sweep.results import leaderboard, write_leaderboard
+
+    tuner = build_tuner(spec, data, sweep_dir, local=ray.local, cluster_cpus=ray.cpus,
+                        loop=loop, session=session, restore=resume, hooks=hooks, seed=seed,
+                        study_url=url)
+    tuner.fit()
+    study.fold_wal(url)
+    if copy is not None:
+        study.backup(url, copy)
+    board = leaderboard(sweep_dir, spec.objective_list, selection=spec.selection)
+    write_leaderboard(board, storage.join(sweep_dir, LEADERBOARD))
+    sys.stdout.write(board.drop(columns=["checkpoint"]).to_string(index=False) + "\n")
+    unfinished = int((~board["status"].isin(["TERMINATED", "ERROR"])).sum()) if len(board) else 0
+    if not unfinished:
+        storage.write_json_atomic(storage.join(sweep_dir, SEARCH_DONE),
+                                  {"trials": len(board), "date": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return unfinished
 
 
 def cli_main(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     sweep_dir, name = _sweep_dir(args)
     if args.dry_run:
-        sys.stdout.write(spec_to_yaml(spec, {"name": name, "sweep_dir": sweep_dir}))
+        seed = spec.optuna_seed if spec.optuna_seed is not None else derived_seed(name)
+        sys.stdout.write(spec_to_yaml(spec, {"name": name, "sweep_dir": sweep_dir,
+                                             "optuna_seed": seed}))
         example = trial_config(spec, baseline_point(spec))
         sys.stdout.write("# a trial with the base values:\n" + example.to_yaml())
         return 0
@@ -207,6 +193,8 @@ def cli_main(args: argparse.Namespace) -> int:
             return 1
         print(f"warning: {n_failed} of {n_total} trials failed (first error: {error})",
               file=sys.stderr)
+    if spec.final is not None:
+        print(f"final stage: {storage.join(sweep_dir, 'final', 'final.json')}")
     print(f"sweep done: {sweep_dir}  (leaderboard.csv; `audiogan best {sweep_dir} --out DIR`)")
     return 0
 

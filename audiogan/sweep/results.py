@@ -3,10 +3,16 @@
 Tune's `ExperimentAnalysis` gives the trials, their status, configs and kept checkpoints;
 each trial's full history is read from its `result.json` (every report, JSON lines),
 because `progress.csv` fixes its columns at the first report, which carries no
-evaluation. A trial's objective is its best evaluation over all reports (scope "all"),
-and its best checkpoint is the kept checkpoint with the best objective: a Tune checkpoint
-for single-worker trials, or the `checkpoint_path` a Train run reported for multi-worker
-trials (Tune holds no checkpoint for those).
+evaluation. An *evaluation* is a report with every objective: its vector
+(`audiogan.sweep.objectives`) comes from that one report. A trial's answer is the
+evaluation the sweep's selection rule picks among ALL its evaluations (scope "all": ASHA
+may stop a trial right after a good rung), its front is the Pareto front of its
+evaluations, and its best checkpoint is the rule's pick among the evaluations whose
+checkpoint is still kept: a Tune checkpoint for single-worker trials, or the
+`checkpoint_path` a Train run reported for multi-worker trials (Tune holds no checkpoint
+for those). A multi-objective sweep deletes a trial's dominated checkpoints when the trial
+ends (`audiogan.sweep.callbacks.ParetoCheckpoints`) while Tune's own records still list
+them: only checkpoints that exist count.
 """
 
 from __future__ import annotations
@@ -14,15 +20,25 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow.fs as pafs
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep.keys import CRITIC_STEPS, TUNER_STATE, split_trial_config
+from audiogan.sweep.keys import CRITIC_STEPS, REPLICATE_KEY, TUNER_STATE, split_trial_config
+from audiogan.sweep.objectives import (Objective, Selection, pareto_front, rank, select,
+                                       vector_of)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    critic_steps: int
+    vector: dict[str, float]
+    report: dict[str, Any]            # the whole report it came from
+    checkpoint: str | None = None     # its kept checkpoint (path or URI), if any
+    checkpoint_fs: Any = None
 
 
 @dataclasses.dataclass
@@ -31,24 +47,47 @@ class TrialSummary:
     status: str
     params: dict[str, Any]
     constants: dict[str, Any]
-    history: pd.DataFrame          # every report: critic steps, the objective, ...
-    best_value: float | None
-    best_critic_steps: int | None
+    history: pd.DataFrame              # every report: critic steps, the objectives, ...
+    objectives: tuple[Objective, ...]
+    evaluations: list[Evaluation]
+    chosen: Evaluation | None          # the selection rule's pick among all evaluations
+    front: list[Evaluation]            # the Pareto front of its evaluations
+    kept: Evaluation | None            # the rule's pick among evaluations with a checkpoint
     last_critic_steps: int
-    checkpoint: str | None         # path (or URI) of the best kept checkpoint
-    checkpoint_fs: Any = None      # pyarrow filesystem of `checkpoint`
     error: bool = False
 
+    @property
+    def best_value(self) -> float | None:
+        return None if self.chosen is None else self.chosen.vector[self.objectives[0].metric]
 
-def _better(mode: str):
-    return (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+    @property
+    def best_critic_steps(self) -> int | None:
+        return None if self.chosen is None else self.chosen.critic_steps
+
+    @property
+    def vector(self) -> dict[str, float] | None:
+        return None if self.chosen is None else self.chosen.vector
+
+    @property
+    def checkpoint(self) -> str | None:
+        return None if self.kept is None else self.kept.checkpoint
+
+    @property
+    def checkpoint_fs(self) -> Any:
+        return None if self.kept is None else self.kept.checkpoint_fs
+
+    @property
+    def replicate(self) -> dict[str, Any] | None:
+        """{role, source, seed, params} for a replicate trial of the final stage."""
+        return self.constants.get(REPLICATE_KEY)
 
 
-def _finite(v: Any) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
+def as_objectives(objectives: str | Sequence[Objective], mode: str = "") -> tuple[Objective, ...]:
+    if isinstance(objectives, str):
+        from audiogan.metrics.registry import check_objective
+
+        return (Objective(objectives, mode or check_objective(objectives)),)
+    return tuple(objectives)
 
 
 def _read_history(fs: pafs.FileSystem, trial_path: str) -> pd.DataFrame:
@@ -61,11 +100,17 @@ def _read_history(fs: pafs.FileSystem, trial_path: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_trials(sweep_dir: str, metric: str, mode: str) -> list[TrialSummary]:
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+
+
+def load_trials(sweep_dir: str, objectives: str | Sequence[Objective], mode: str = "",
+                selection: Selection = Selection()) -> list[TrialSummary]:
     from ray.tune import ExperimentAnalysis
 
     from audiogan.cluster.compat import experiment_filesystem
 
+    objectives = as_objectives(objectives, mode)
     if not storage.exists(storage.join(sweep_dir, TUNER_STATE)):
         raise UserError(f"'{sweep_dir}' is not a sweep directory (no {TUNER_STATE})")
     fs, _ = storage.resolve(sweep_dir)
@@ -73,71 +118,112 @@ def load_trials(sweep_dir: str, metric: str, mode: str) -> list[TrialSummary]:
         ea = ExperimentAnalysis(sweep_dir, storage_filesystem=fs if storage.is_uri(sweep_dir) else None)
     except Exception as exc:  # Tune raises several types for a half-written experiment
         raise UserError(f"cannot read sweep '{sweep_dir}': {exc}") from exc
-    better = _better(mode)
     out = []
     for trial in ea.trials:
         constants, params = split_trial_config(trial.config)
         trial_fs, trial_path = storage.resolve(trial.path) if storage.is_uri(trial.path) else (
             experiment_filesystem(ea), trial.path)
         hist = _read_history(trial_fs, trial_path)
-        best_value = best_steps = None
-        if metric in hist:
-            evals = hist[hist[metric].map(_finite)]
-            for _, row in evals.iterrows():
-                if best_value is None or better(row[metric], best_value):
-                    best_value, best_steps = float(row[metric]), int(row.get(CRITIC_STEPS, 0))
+        evaluations = _evaluations(hist, objectives, _kept_checkpoints(trial, hist))
+        vectors = [e.vector for e in evaluations]
+        pick = select(vectors, objectives, selection)
+        with_ckpt = [e for e in evaluations if e.checkpoint]
+        kept = select([e.vector for e in with_ckpt], objectives, selection)
         last = int(hist[CRITIC_STEPS].max()) if CRITIC_STEPS in hist else 0
-        ckpt, ckpt_fs = _best_checkpoint(trial, hist, metric, better)
-        out.append(TrialSummary(trial.trial_id, trial.status, params, constants, hist,
-                                best_value, best_steps, last, ckpt, ckpt_fs,
-                                error=trial.status == "ERROR"))
+        out.append(TrialSummary(
+            trial.trial_id, trial.status, params, constants, hist, objectives, evaluations,
+            chosen=None if pick is None else evaluations[pick],
+            front=[evaluations[i] for i in pareto_front(vectors, objectives)],
+            kept=None if kept is None else with_ckpt[kept], last_critic_steps=last,
+            error=trial.status == "ERROR"))
     return out
 
 
-def _best_checkpoint(trial: Any, hist: pd.DataFrame, metric: str, better) -> tuple[Any, Any]:
-    candidates: list[tuple[float, str, Any]] = []
-    for res in trial.run_metadata.checkpoint_manager.best_checkpoint_results:
-        value = res.metrics.get(metric)
-        if _finite(value):
-            candidates.append((float(value), res.checkpoint.path, res.checkpoint.filesystem))
-    if "checkpoint_path" in hist and metric in hist:
+def _evaluations(hist: pd.DataFrame, objectives: tuple[Objective, ...],
+                 checkpoints: dict[int, tuple[str, Any]]) -> list[Evaluation]:
+    by_steps: dict[int, Evaluation] = {}
+    for row in hist.to_dict("records") if len(hist) else []:
+        vector = vector_of(row, objectives)
+        if vector is None:
+            continue
+        steps = int(row.get(CRITIC_STEPS, 0) or 0)
+        path, fs = checkpoints.get(steps, (None, None))
+        # A trial restored after a failure reports some steps again: the later report wins.
+        by_steps[steps] = Evaluation(steps, vector, _clean(row), path, fs)
+    return [by_steps[s] for s in sorted(by_steps)]
+
+
+def _kept_checkpoints(trial: Any, hist: pd.DataFrame) -> dict[int, tuple[str, Any]]:
+    """critic steps -> (path, filesystem) of every checkpoint of the trial that exists."""
+    found: dict[int, tuple[str, Any]] = {}
+    manager = trial.run_metadata.checkpoint_manager
+    results = list(manager.best_checkpoint_results)
+    if manager.latest_checkpoint_result is not None:
+        results.append(manager.latest_checkpoint_result)
+    for res in results:
+        steps = res.metrics.get(CRITIC_STEPS)
+        if steps is not None:
+            found[int(steps)] = (res.checkpoint.path, res.checkpoint.filesystem)
+    if "checkpoint_path" in hist and CRITIC_STEPS in hist:
         for _, row in hist.iterrows():
             path = row["checkpoint_path"]
-            if isinstance(path, str) and path and _finite(row[metric]):
+            if isinstance(path, str) and path:
                 fs, p = storage.resolve(path)
-                candidates.append((float(row[metric]), p, fs))
-    best = None
-    for cand in candidates:
-        if best is None or better(cand[0], best[0]):
-            best = cand
-    return (best[1], best[2]) if best else (None, None)
+                found[int(row[CRITIC_STEPS])] = (p, fs)
+    return {s: (p, fs) for s, (p, fs) in found.items()
+            if fs.get_file_info(p).type != pafs.FileType.NotFound}
 
 
 def stopped_early(t: TrialSummary, max_critic_steps: int) -> bool:
     return t.status == "TERMINATED" and 0 < t.last_critic_steps < max_critic_steps
 
 
-def leaderboard(sweep_dir: str, metric: str, mode: str,
-                trials: list[TrialSummary] | None = None) -> pd.DataFrame:
-    trials = trials if trials is not None else load_trials(sweep_dir, metric, mode)
+def sweep_front(trials: Sequence[TrialSummary]) -> list[tuple[TrialSummary, Evaluation]]:
+    """The sweep's Pareto front over every evaluation of every trial."""
+    pairs = [(t, e) for t in trials for e in t.evaluations]
+    if not pairs:
+        return []
+    objectives = trials[0].objectives
+    return [pairs[i] for i in pareto_front([e.vector for _, e in pairs], objectives)]
+
+
+def leaderboard(sweep_dir: str, objectives: str | Sequence[Objective], mode: str = "",
+                trials: list[TrialSummary] | None = None,
+                selection: Selection = Selection()) -> pd.DataFrame:
+    """One row per trial, best first by the selection rule. One objective: its column is
+    `best <metric>`; several: one column per objective (the chosen evaluation's values)
+    and how many of the trial's evaluations are on the sweep's Pareto front."""
+    objectives = as_objectives(objectives, mode)
+    trials = trials if trials is not None else load_trials(sweep_dir, objectives,
+                                                           selection=selection)
+    multi = len(objectives) > 1
+    on_front: dict[str, int] = {}
+    for t, _ in sweep_front(trials) if multi else []:
+        on_front[t.trial_id] = on_front.get(t.trial_id, 0) + 1
     rows = []
-    for t in trials:
+    for t in rank_trials(trials, selection):
         max_cs = int(t.constants.get("spec", {}).get("max_critic_steps", 0))
-        rows.append({"trial_id": t.trial_id, "status": t.status, **t.params,
-                     f"best {metric}": t.best_value, "at_critic_steps": t.best_critic_steps,
-                     "critic_steps": t.last_critic_steps,
+        values = ({o.metric: (t.vector or {}).get(o.metric) for o in objectives} if multi
+                  else {f"best {objectives[0].metric}": t.best_value})
+        extra = {"pareto_evaluations": on_front.get(t.trial_id, 0)} if multi else {}
+        rows.append({"trial_id": t.trial_id, "status": t.status, **t.params, **values,
+                     "at_critic_steps": t.best_critic_steps, "critic_steps": t.last_critic_steps,
                      "stopped_early": stopped_early(t, max_cs),
-                     "evaluations": int(t.history[metric].map(_finite).sum())
-                     if metric in t.history else 0,
+                     "evaluations": len(t.evaluations), **extra,
                      "checkpoint": t.checkpoint or ""})
     board = pd.DataFrame(rows)
-    if board.empty:
-        return board
-    key = f"best {metric}"
-    board = board.sort_values(key, ascending=(mode == "min"), na_position="last",
-                              kind="stable").reset_index(drop=True)
-    board.insert(0, "rank", range(1, len(board) + 1))
+    if not board.empty:
+        board.insert(0, "rank", range(1, len(board) + 1))
     return board
+
+
+def rank_trials(trials: Sequence[TrialSummary], selection: Selection = Selection()
+                ) -> list[TrialSummary]:
+    """Trials best first by the selection rule over their chosen vectors; unscored last."""
+    if not trials:
+        return []
+    order = rank([t.vector for t in trials], trials[0].objectives, selection)
+    return [trials[i] for i in order]
 
 
 def write_leaderboard(board: pd.DataFrame, path: str) -> None:

@@ -1,12 +1,21 @@
-"""The sweep's search: Tune's search space, the Optuna searcher, and ASHA with a baseline.
+"""The sweep's search: the Optuna searcher over a define-by-run space, and ASHA with a baseline.
 
-`AudioganOptunaSearch` is Ray's `OptunaSearch` with what a persistent study needs:
-results without the objective (training-only reports) are skipped, intermediate values
-are keyed by critic steps, the value told to Optuna is the trial's best evaluation (the
-same "all evaluations" scope `audiogan best` uses), the Tune trial id is stored on the
-Optuna trial, the baseline is enqueued only into a fresh study (a restore must not enqueue
-it again), and after a restore any study trial left RUNNING by a killed driver, unknown to
-the restored searcher, is marked FAIL so the study and Tune agree.
+`AudioganOptunaSearch` is Ray's `OptunaSearch` with what a persistent study needs: the
+search space is `audiogan.sweep.space.SearchSpace` (define-by-run, so conditional
+parameters exist only under their parent's value); results without every objective
+(training-only reports) are skipped; with one objective, intermediate values are reported
+to Optuna keyed by critic steps (Optuna's pruning calls refuse multi-objective studies, so
+a multi-objective sweep reports none and ASHA in Tune stops trials on the first
+objective); the value told to Optuna is the vector of ONE evaluation of the trial, the one
+the sweep's selection rule picks among all its evaluations (the same choice `audiogan
+best` makes); the Tune trial id is stored on the Optuna trial; the baseline is enqueued
+only into a fresh study (a restore must not enqueue it again); and after a restore any
+study trial left RUNNING by a killed driver, unknown to the restored searcher, is marked
+FAIL so the study and Tune agree.
+
+The sampler (`sampler:` in the spec) is Optuna's TPE (multi-objective capable, the
+default), NSGA-II or random search, seeded with the spec's `optuna_seed` (by default a hash
+of the sweep name: `spec.derived_seed`).
 
 Ray/Optuna internals are reached only through `audiogan.cluster.compat`'s adapters.
 """
@@ -14,7 +23,6 @@ Ray/Optuna internals are reached only through `audiogan.cluster.compat`'s adapte
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from ray.tune.schedulers import TrialScheduler
@@ -22,39 +30,44 @@ from ray.tune.schedulers import TrialScheduler
 from audiogan.cluster.compat import (ASHAAdapter, OptunaSearchAdapter, optuna_study_storage,
                                      optuna_trial_storage_id)
 from audiogan.sweep.keys import CRITIC_STEPS, split_trial_config
-from audiogan.sweep.spec import SweepSpec, baseline_point, same_point
+from audiogan.sweep.objectives import Objective, Selection, select, vector_of
+from audiogan.sweep.space import SearchSpace, same_point
+from audiogan.sweep.spec import SweepSpec, baseline_point
+from audiogan.sweep.study import open_storage
 
 log = logging.getLogger(__name__)
 
 
-def search_space(spec: SweepSpec) -> dict[str, Any]:
-    from ray import tune
+def build_sampler(spec: SweepSpec, seed: int) -> Any:
+    import optuna
 
-    space: dict[str, Any] = {}
-    for key, d in spec.search.items():
-        kind = d["type"]
-        if kind == "loguniform":
-            space[key] = tune.loguniform(d["low"], d["high"])
-        elif kind == "uniform":
-            space[key] = tune.uniform(d["low"], d["high"])
-        elif kind == "int":
-            space[key] = tune.randint(d["low"], d["high"] + 1)  # Tune's upper bound is exclusive
-        else:
-            space[key] = tune.choice(d["values"])
-    return space
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "nsga2":
+        # Optuna's default population (50) would make a 16-trial sweep pure random search.
+        population = min(50, max(4, spec.num_samples // 4))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
-def build_searcher(spec: SweepSpec, url: str, study_name: str) -> "AudioganOptunaSearch":
+def build_searcher(spec: SweepSpec, url: str, study_name: str, seed: int
+                   ) -> "AudioganOptunaSearch":
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = optuna.storages.RDBStorage(url)
     points = [baseline_point(spec)] if spec.baseline else None
-    return AudioganOptunaSearch(metric=spec.metric, mode=spec.mode, points_to_evaluate=points,
-                                study_name=study_name, storage=rdb, seed=spec.optuna_seed)
+    objectives = spec.objective_list
+    multi = len(objectives) > 1
+    return AudioganOptunaSearch(
+        space=SearchSpace(spec.search),
+        metric=[o.metric for o in objectives] if multi else spec.metric,
+        mode=[o.mode for o in objectives] if multi else spec.mode,
+        points_to_evaluate=points, study_name=study_name, storage=open_storage(url),
+        sampler=build_sampler(spec, seed), objectives=objectives, selection=spec.selection)
 
 
 def build_scheduler(spec: SweepSpec) -> "BaselineASHA":
+    # ASHA ranks by one metric: the first objective.
     return BaselineASHA(time_attr=CRITIC_STEPS, metric=spec.metric, mode=spec.mode,
                         max_t=spec.max_critic_steps, grace_period=spec.grace_critic_steps,
                         reduction_factor=spec.reduction_factor,
@@ -62,7 +75,7 @@ def build_scheduler(spec: SweepSpec) -> "BaselineASHA":
 
 
 class BaselineASHA(ASHAAdapter):
-    """ASHA that never stops the baseline trial early: WaveGAN's defaults get the whole
+    """ASHA that never stops the baseline trial early: the paper's recipe gets the whole
     critic-step budget, so the sweep compares its best trial against them at equal compute.
     Every other trial is stopped exactly as ASHA decides (the baseline's results still set
     the rungs' cut-offs)."""
@@ -86,8 +99,10 @@ class BaselineASHA(ASHAAdapter):
 class AudioganOptunaSearch(OptunaSearchAdapter):
     """OptunaSearch for a persistent (RDB) study shared with optuna-dashboard and `best`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.best_values: dict[str, float] = {}
+    def __init__(self, *args: Any, objectives: tuple[Objective, ...] = (),
+                 selection: Selection = Selection(), **kwargs: Any) -> None:
+        self.objectives, self.selection = tuple(objectives), selection
+        self.evaluations: dict[str, dict[int, dict[str, float]]] = {}  # trial -> steps -> vector
         super().__init__(*args, **kwargs)
 
     def prepare_study(self) -> None:
@@ -104,28 +119,39 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
             self.optuna_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
         return params
 
+    def record_evaluation(self, trial_id: str, result: dict | None) -> dict[str, float] | None:
+        """Keep the evaluation vector of a result (once per critic-step count)."""
+        vector = vector_of(result or {}, self.objectives)
+        if vector is None:
+            return None
+        step = int(result.get(CRITIC_STEPS, result.get("training_iteration", 0)))
+        seen = self.evaluations.setdefault(trial_id, {})
+        if step in seen:
+            return None
+        seen[step] = vector
+        return vector
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        value = result.get(self.metric)
-        if value is None or trial_id in self.completed_trial_ids or not _finite(value):
+        if trial_id in self.completed_trial_ids:
             return
-        better = max if self.mode == "max" else min
-        old = self.best_values.get(trial_id)
-        self.best_values[trial_id] = value if old is None else better(old, value)
+        vector = self.record_evaluation(trial_id, result)
+        if vector is None or len(self.objectives) > 1:
+            return  # Optuna's report()/pruning refuse multi-objective studies
         step = int(result.get(CRITIC_STEPS, result.get("training_iteration", 0)))
         try:
-            self.optuna_trials[trial_id].report(value, step)
+            self.optuna_trials[trial_id].report(vector[self.objectives[0].metric], step)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
-            # Optuna refuses a repeated step and multi-objective reports; not fatal.
-            log.debug("optuna report skipped: %s", exc)
+            log.debug("optuna report skipped: %s", exc)  # e.g. a repeated step
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        best = self.best_values.get(trial_id)
-        if best is not None:
-            result = {**(result or {}), self.metric: best}
-        elif result is not None and self.metric in result:
-            result = {k: v for k, v in result.items() if k != self.metric}
-        super().on_trial_complete(trial_id, result=result, error=error)
+        # Tune hands the result that made ASHA stop a trial to this method only.
+        self.record_evaluation(trial_id, result)
+        vectors = list(self.evaluations.get(trial_id, {}).values())
+        pick = select(vectors, self.objectives, self.selection)
+        # One evaluation's vector, never mixed; none at all: Optuna marks it PRUNED/FAIL.
+        super().on_trial_complete(trial_id, result=None if pick is None else dict(vectors[pick]),
+                                  error=error)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
@@ -147,13 +173,6 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)
                 log.info("optuna trial %d was orphaned by an interrupted driver: marked FAIL",
                          frozen.number)
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _study_has_trials(storage: Any, study_name: str) -> bool:

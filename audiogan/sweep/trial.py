@@ -5,7 +5,8 @@ It resolves the trial's config from the sweep constants plus the sampled values
 single worker (`train_loop(config, session=TuneSession())`), or in a Ray Train
 `TorchTrainer` built inside the trial for several workers, whose reports a
 `TuneReportCallback` relays to Tune (metrics plus `checkpoint_path`; Tune itself gets no
-checkpoint then).
+checkpoint then). The resolved config is written first into the trial directory
+(`config.yaml`): `audiogan train --config` trains any trial again.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from audiogan import storage
 from audiogan.cluster.hooks import FaultHooks
-from audiogan.sweep.keys import LOOP, SESSION, split_trial_config
+from audiogan.sweep.keys import LOOP, SESSION, TRIAL_CONFIG, split_trial_config, trial_dirname
 from audiogan.sweep.spec import parse_spec, trial_config
 
 
-def _load(ref: str) -> Callable[..., Any]:
+def load_ref(ref: str) -> Callable[..., Any]:
     module, name = ref.split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -32,9 +34,13 @@ def run_trial(config: dict[str, Any]) -> None:
     cfg = trial_config(spec, params)
     hooks = FaultHooks.from_dict(constants.get("hooks"))
     ctx = tune.get_context()
+    if constants.get("experiment_dir"):  # the trial directory on the sweep's storage
+        storage.write_bytes_atomic(storage.join(constants["experiment_dir"],
+                                                trial_dirname(ctx.get_trial_id()), TRIAL_CONFIG),
+                                   cfg.to_yaml().encode())
     if cfg.compute.workers == 1:
-        loop = _load(constants.get("loop", LOOP))
-        session = _load(constants.get("session", SESSION))()
+        loop = load_ref(constants.get("loop", LOOP))
+        session = load_ref(constants.get("session", SESSION))()
         loop({"cfg": cfg.to_dict(), "data": constants["data"], "run_dir": ctx.get_trial_dir()},
              session=session, hooks=hooks)
         return

@@ -218,3 +218,19 @@ def test_listening_metrics_are_computed_after_the_round_trip(spec_evaluator):
     seen_is = inception.inception_score_from_probs(seen_probs)
     assert heard["eval/cond_acc"] < seen_acc - 0.2
     assert heard["eval/is"] < seen_is - 0.3
+
+
+def test_bootstrap_pieces_reproduce_the_listening_metrics(spec_evaluator):
+    """The final evaluation's bootstrap recomputes eval/is and eval/cond_acc (per label too)
+    from per-example pieces: with every weight 1 they are the evaluator's own scores."""
+    from audiogan.metrics import intervals, roundtrip
+
+    ev, test = spec_evaluator
+    heard = roundtrip.round_trip(test.x, ev.manifest, n_iter=ev.griffin_lim_iters)
+    scores = ev.score(test.x, labels=list(test.labels), heard=heard)
+    pieces = intervals.pieces(ev, test.x, list(test.labels), heard=heard)
+    ones = intervals.statistics(ev, pieces, np.ones((1, len(test.x))))
+    assert {"eval/is", "eval/cond_acc", "eval/cond_acc/2"} <= set(ones)
+    assert set(ones) == set(scores) - {"eval/is_real"}
+    for key, value in ones.items():
+        assert value[0] == pytest.approx(scores[key], rel=1e-6), key

@@ -3,6 +3,7 @@ trials than cores (peak memory measured). SIGINT + resume is tests/sweep's."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -137,3 +138,69 @@ def test_raising_trial_errors_others_complete_with_more_trials_than_cores(
     record("sweep_queued_and_raising", trials=6, cores=cores, errored=1, completed=5,
            peak_rss_mib=round(mem.peak / 2 ** 20), processes_at_peak=mem.peak_procs,
            seconds=round(seconds, 1))
+
+
+DRIVER = (
+    "import sys\n"
+    "from audiogan.sweep import run_sweep\n"
+    "from audiogan.sweep.spec import load_spec\n"
+    "sys.exit(run_sweep(load_spec(sys.argv[1]), sys.argv[2], sys.argv[3], 'final',\n"
+    "                   resume=sys.argv[4] == 'resume', loop='tests.sweep.fake_loop:train_loop',\n"
+    "                   final_eval='tests.sweep.fake_loop:final_evaluate'))\n")
+
+
+@pytest.mark.slow
+def test_driver_sigkill_during_replicates_then_resume_runs_the_final_stage_once(
+        notes_data, tmp_path):
+    """The stand-in loop (seconds per trial): the driver is killed while the replicates
+    train; the resumed sweep finishes them, evaluates each checkpoint once, writes
+    final.json, and trains no search trial or replicate twice."""
+    from audiogan.sweep.final import read_final
+    from audiogan.sweep.replicates import load_replicates
+    from audiogan.sweep.spec import parse_spec
+
+    raw = spec_raw(num_samples=2, baseline=False,
+                   final={"top_k": 1, "n": 24, "ndb_k": 4, "bootstrap": 100, "replicates": 3})
+    spec_path = tmp_path / "final.yaml"
+    spec_path.write_text(yaml.safe_dump(raw))
+    sweep_dir = tmp_path / "final"
+    replicas = sweep_dir / "final" / "replicates"
+    argv = [str(spec_path), notes_data, str(sweep_dir)]
+
+    def replicate_started() -> bool:
+        return (replicas / "tuner.pkl").exists() and any(
+            (p / "result.json").exists() and (p / "result.json").stat().st_size
+            for p in replicas.glob("trial_*"))
+
+    first = Command(argv + ["new"], python_code=DRIVER)
+    try:
+        assert first.wait_for(replicate_started, 300, 0.2), first.output[-3000:]
+        alive = first.proc.poll() is None
+        first.signal(signal.SIGKILL)
+        first.wait(60)
+    finally:
+        first.cleanup()
+    assert alive, "the sweep finished before the kill"
+    assert not (sweep_dir / "final" / "final.json").exists()
+    second = Command(argv + ["resume"], python_code=DRIVER)
+    try:
+        rc = second.wait(400)
+        left = second.leftovers()
+    finally:
+        second.cleanup()
+    assert rc == 0, second.output[-4000:]
+    spec = parse_spec(raw)
+    board = pd.read_csv(sweep_dir / "leaderboard.csv")
+    assert len(board) == 2 and set(board["status"]) == {"TERMINATED"}
+    assert len(complete_trials(str(sweep_dir / "optuna.db"), "final")) == 2
+    reps = load_replicates(spec, str(sweep_dir))
+    assert sorted(t.replicate["seed"] for t in reps) == [1, 2, 3]
+    assert {t.status for t in reps} == {"TERMINATED"}
+    log = [json.loads(line)["evaluated"] for line in open(sweep_dir / "final" / "log.jsonl")]
+    assert len(log) == len(set(log)) == 1 + 3  # the top trial, then each replicate: once
+    doc = read_final(str(sweep_dir))
+    assert [r["trial_id"] for r in doc["evaluations"]] == [log[0]]
+    assert sorted(run["seed"] for run in doc["replicates"]["configs"][0]["runs"]) == [1, 2, 3]
+    assert left == {}, left
+    record("sweep_driver_sigkill_in_final_stage", search_trials=2, replicates=len(reps),
+           evaluations=len(log), resume_seconds=round(second.lines[-1][0], 1))

@@ -172,7 +172,7 @@ def test_asha_stops_early_and_best_uses_all_evaluations(ray_cluster, notes_data,
     # Every trial is best at its first evaluation: scope "all" must find that, not the last.
     for t in trials:
         assert t.best_critic_steps == t.history["progress/critic_steps"].min()
-    chosen = best_mod.pick_best(trials, "min")
+    chosen = best_mod.pick_best(trials)
     last = {t.trial_id: t.history["eval/ndb"].dropna().iloc[-1] for t in trials}
     assert chosen.best_value == min(t.best_value for t in trials)
     assert chosen.best_value < min(last.values())
@@ -200,3 +200,38 @@ def test_multi_worker_trial_runs_through_torchtrainer(ray_cluster, notes_data, t
 
     _, cfg, _ = load_generator(trial.checkpoint)
     assert cfg.compute.workers == 2
+
+
+def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, tmp_path, capsys):
+    """`audiogan best SWEEP --final` on a copy of the finished smoke sweep (real
+    checkpoints): unseen seeds, K bins, every metric with an interval, the floor at a
+    matched count, and `best` answering with the final winner."""
+    import shutil
+
+    from audiogan.sweep.final import read_final
+
+    sweep = str(tmp_path / NAME)
+    shutil.copytree(smoke_sweep["dir"], sweep)
+    # Without a final: section the defaults apply: K = 50 bins > 24 training windows.
+    assert main(["best", sweep, "--final"]) == 2
+    assert "fewer than metrics.ndb_k=50" in capsys.readouterr().err
+    doc = yaml.safe_load(open(os.path.join(sweep, "sweep.yaml")))
+    doc["final"] = {"top_k": 2, "n": 48, "ndb_k": 4, "bootstrap": 200, "replicates": 0}
+    open(os.path.join(sweep, "sweep.yaml"), "w").write(yaml.safe_dump(doc))
+    out = str(tmp_path / "best")
+    assert main(["best", sweep, "--final", "--out", out]) == 0
+    doc = read_final(sweep)
+    roles = [role for r in doc["evaluations"] for role in r["roles"]]
+    assert {"top-1", "top-2", "baseline"} <= set(roles)
+    for record in doc["evaluations"]:
+        assert (record["n"], record["ndb_k"], record["eval_seed"]) == (48, 4, 2_000_000)
+        assert {"final/eval/ndb", "final/eval/note_overlap", "final/eval/nn_self"} <= \
+            set(record["metrics"])
+        for value in record["metrics"].values():
+            assert value["lo"] <= value["hi"] and (value["n"], value["k"]) == (48, 4)
+        matched = record["matched"]  # the test split has 8 windows: both scored at 8
+        assert matched["n"] == 8 and matched["split"] == "test"
+        assert matched["floor"]["final/floor/ndb"]["n"] == matched["model"]["final/eval/ndb"]["n"]
+    info = json.load(open(os.path.join(out, "best.json")))
+    assert info["trial_id"] == doc["winner"] and info["final"]["winner"] == doc["winner"]
+    assert info["picked_by"] == "final evaluation"
