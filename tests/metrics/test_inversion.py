@@ -19,7 +19,6 @@ from audiogan.data import complex_spec, perfile, preprocess, shards, sources
 from audiogan.errors import UserError
 from audiogan.latent import latents_for_seeds
 from audiogan.metrics import registry
-from audiogan.sample import generate
 from audiogan.train.checkpoint import build_meta, load_generator, save_checkpoint
 
 
