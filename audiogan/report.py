@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from audiogan import storage
 from audiogan.report_final import final_lines
+from audiogan.report_train import train_speed_rows
 
 MODELS = (("pianogan", "PianoGAN (demo piano MIDI)"), ("spectogan", "SpectoGAN (demo spoken digits)"))
 
@@ -241,6 +242,7 @@ def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
                          "baseline": f"1 worker {sps['ray_1_worker']:.2f} steps/s",
                          "ratio": r["speedup_2_over_1_workers"],
                          "target": _target(targets, "speedup_2_over_1_workers"), "date": date})
+        rows += train_speed_rows(d, date, _target)
     elif name == "sample":
         s = d.get("spectogan", {}).get("wall_clock", {})
         if s:
