@@ -68,7 +68,7 @@ def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dic
                      "baseline": f"fp32 {sps['fp32']:.2f} steps/s", "ratio": r["bf16_over_fp32"],
                      "target": target(None, ""), "date": date})
         rows.append({"measure": f"train {preset}: torch.compile {sps['compile']:.2f} steps/s "
-                                f"(compile warm-up {r['compile_warmup_s']:.0f} s)",
+                                f"(compile warm-up {r['compile_warmup_s']:.1f} s)",
                      "baseline": f"eager {sps['fp32']:.2f} steps/s",
                      "ratio": r["compile_over_eager"], "target": target(None, ""), "date": date})
     q = prec.get("bf16_check")
