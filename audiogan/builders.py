@@ -48,17 +48,9 @@ def train_config_from_args(args: argparse.Namespace) -> Config:
 
 def config_file(path: str) -> Config:
     """A resolved config file (YAML or JSON), validated; one-line errors."""
-    import yaml
-
     from audiogan import storage
 
-    if not storage.exists(path):
-        raise UserError(f"config file '{path}' not found")
-    try:
-        raw = yaml.safe_load(storage.read_bytes(path).decode())
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file '{path}' is not valid YAML: "
-                        f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+    raw = storage.read_yaml(path, "config file")
     if not isinstance(raw, dict) or "preset" not in raw:
         raise UserError(f"config file '{path}' is not a resolved config (no 'preset' key)")
     return Config.from_dict(raw).validate()

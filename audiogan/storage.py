@@ -107,6 +107,20 @@ def read_json(path: str) -> Any:
     return json.loads(read_bytes(path).decode())
 
 
+def read_yaml(path: str, what: str) -> Any:
+    """A YAML (or JSON) file's document, safely loaded; a missing file or a parse error is
+    one line naming `what` ("sweep spec", "config file")."""
+    import yaml
+
+    if not exists(path):
+        raise UserError(f"{what} '{path}' not found")
+    try:
+        return yaml.safe_load(read_bytes(path).decode())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "parse error"
+        raise UserError(f"{what} '{path}' is not valid YAML: {first}") from None
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
