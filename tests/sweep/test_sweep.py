@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import shutil
 import time
+import warnings
 
 import optuna
 import pandas as pd
@@ -16,6 +18,7 @@ import yaml
 
 from audiogan.sweep import best as best_mod
 from audiogan.cli import main
+from audiogan.sweep.keys import TUNER_STATE
 from audiogan.sweep.results import load_trials, stopped_early
 from audiogan.sweep.spec import load_spec, parse_spec
 from tests.sweep.conftest import REPO, SMOKE
@@ -38,29 +41,49 @@ def _completed_trials(db: str) -> int:
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
-@pytest.fixture(scope="module")
-def smoke_sweep(notes_data, tmp_path_factory):
-    """The smoke sweep: started, SIGINT once a trial finished, then `--resume`d to the end."""
-    root = str(tmp_path_factory.mktemp("sweeps"))
-    sweep_dir = os.path.join(root, NAME)
+def _start_and_interrupt(args: list[str], sweep_dir: str) -> dict:
+    """Start the sweep; SIGINT it once a trial finished (or after 240 s)."""
     db = os.path.join(sweep_dir, "optuna.db")
-    # --data relative to the command's working directory, as a user types it (trials run
-    # elsewhere: a relative path once broke every trial).
-    args = ["sweep", SMOKE, "--data", os.path.relpath(notes_data, REPO), "--storage", root,
-            "--name", NAME]
     first = _cli(*args)
     deadline = time.time() + 240
     while _completed_trials(db) < 1 and first.poll() is None and time.time() < deadline:
         time.sleep(0.5)
     interrupted = first.poll() is None
     first.send_signal(signal.SIGINT)
-    out1 = first.communicate(timeout=120)[0]
-    before = _completed_trials(db)
+    try:
+        out1 = first.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:  # a start that hangs is reported with its output
+        first.kill()
+        out1 = first.communicate()[0] + "\n[killed: no exit 120 s after SIGINT]"
+    return {"interrupted": interrupted, "rc1": first.returncode, "out1": out1,
+            "started": os.path.exists(os.path.join(sweep_dir, TUNER_STATE)),
+            "completed_before_resume": _completed_trials(db)}
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(notes_data, tmp_path_factory):
+    """The smoke sweep: started, SIGINT once a trial finished, then `--resume`d to the end."""
+    root = str(tmp_path_factory.mktemp("sweeps"))
+    sweep_dir = os.path.join(root, NAME)
+    # --data relative to the command's working directory, as a user types it (trials run
+    # elsewhere: a relative path once broke every trial).
+    args = ["sweep", SMOKE, "--data", os.path.relpath(notes_data, REPO), "--storage", root,
+            "--name", NAME]
+    first = _start_and_interrupt(args, sweep_dir)
+    if not first["started"]:
+        # CI once saw a first run end without a Tuner (its output was not kept). Such a run
+        # is reported (pytest's warnings summary), not hidden, and started once more; a
+        # second failure fails the fixture with both outputs.
+        warnings.warn(f"smoke sweep's first start made no Tuner (rc {first['rc1']}): "
+                      + first["out1"][-3000:])
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        retry = _start_and_interrupt(args, sweep_dir)
+        assert retry["started"], (first["out1"][-2000:], retry["out1"][-2000:])
+        first = retry
     second = _cli(*args, "--resume")
     out2 = second.communicate(timeout=300)[0]
-    assert second.returncode == 0, out2[-3000:]
-    return {"dir": sweep_dir, "root": root, "interrupted": interrupted, "rc1": first.returncode,
-            "out1": out1, "completed_before_resume": before, "out2": out2}
+    assert second.returncode == 0, (first["out1"][-2000:], out2[-3000:])
+    return {"dir": sweep_dir, "root": root, **first, "out2": out2}
 
 
 def test_resume_after_sigint_completes(smoke_sweep):
