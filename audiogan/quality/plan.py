@@ -95,13 +95,17 @@ def plan(work: str, fsdd: str, maestro: str, phase: str, only: Sequence[str]) ->
               os.path.join(data["spectogan"], "classifier", "classifier.json"), ("data-fsdd",)),
     ]
     ready = {"spectogan": ("classifier",), "pianogan": ("data-maestro",)}
-    for family in only:
-        if phase == "rows":
-            for row in ROWS:
+    if phase == "rows":
+        # Row by row, the families side by side: an interrupted plan has both families'
+        # first rows rather than all of one family.
+        for row in ROWS:
+            for family in only:
                 stages += _train_and_score(f"{family}-{row}", family,
                                            row_overrides(family, row), ROW_BUDGET_S, work,
                                            data[family], ready[family])
-        elif phase == "seeds":
+        return stages
+    for family in only:
+        if phase == "seeds":
             for row in best_rows(work, family):
                 stages += _train_and_score(f"{family}-{row}-seed1", family,
                                            {**row_overrides(family, row), "train.seed": 1},
