@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import shutil
@@ -32,13 +34,16 @@ def _cli(*argv: str) -> subprocess.Popen:
 
 
 def _completed_trials(db: str) -> int:
+    """Completed trials in the live study, read-only: `optuna.load_study` would create the
+    schema and race the sweep's own CREATE TABLE ("table ... already exists" killed the
+    sweep's driver once in CI, before it had made its Tuner)."""
     if not os.path.exists(db):
         return 0
     try:
-        study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{db}")
-    except (KeyError, ValueError):
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as c:
+            return c.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # no tables yet
         return 0
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
 def _start_and_interrupt(args: list[str], sweep_dir: str) -> dict:
@@ -71,9 +76,8 @@ def smoke_sweep(notes_data, tmp_path_factory):
             "--name", NAME]
     first = _start_and_interrupt(args, sweep_dir)
     if not first["started"]:
-        # CI once saw a first run end without a Tuner (its output was not kept). Such a run
-        # is reported (pytest's warnings summary), not hidden, and started once more; a
-        # second failure fails the fixture with both outputs.
+        # A start that made no Tuner is reported (pytest's warnings summary), not hidden,
+        # and started once more; a second failure fails the fixture with both outputs.
         warnings.warn(f"smoke sweep's first start made no Tuner (rc {first['rc1']}): "
                       + first["out1"][-3000:])
         shutil.rmtree(sweep_dir, ignore_errors=True)
