@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiogan import storage
+from audiogan import plots, storage
+from audiogan.config import FIXED_SPECTROGRAM
 from audiogan.data import shards
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.errors import UserError
@@ -48,7 +49,6 @@ from audiogan.latent import interpolate, labels_for_seeds, latents_for_seeds, lo
 log = logging.getLogger(__name__)
 
 BATCH = 64
-PIANO_ROLL_FPS = 50
 MAX_GRID = 64
 
 
@@ -95,52 +95,10 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def _piano_roll_png(pm: Any) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    roll = pm.get_piano_roll(fs=PIANO_ROLL_FPS)[21:109]  # piano range, rows = pitches
-    buf = io.BytesIO()
-    plt.imsave(buf, (roll > 0).astype(np.float32)[::-1] if roll.size else np.zeros((88, 1)),
-               cmap="gray_r", format="png")
-    return buf.getvalue()
-
-
-def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0) -> bytes:
-    """A grid of spectrograms: square-ish, or `n_rows` rows of equal length (one per label)
-    when given, each capped at MAX_GRID // n_rows columns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if n_rows:
-        per_row = len(logmag) // n_rows
-        rows, cols = n_rows, max(1, min(per_row, MAX_GRID // n_rows))
-        cells = [r * per_row + c if c < per_row else -1 for r in range(rows) for c in range(cols)]
-    else:
-        k = min(len(logmag), MAX_GRID)
-        cols = int(np.ceil(np.sqrt(k)))
-        rows = int(np.ceil(k / cols))
-        cells = [i if i < k else -1 for i in range(rows * cols)]
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2 * rows), squeeze=False)
-    for i, ax in zip(cells, axes.flat):
-        ax.axis("off")
-        if i >= 0:  # frames on x, frequency bins upward
-            ax.imshow(logmag[i].T, origin="lower", aspect="auto", cmap="magma")
-            ax.set_title(names[i], fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
                   griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
-                  grid_rows: int = 0) -> tuple[list[str], str]:
+                  grid_rows: int = 0, row_names: list[str] | None = None
+                  ) -> tuple[list[str], str]:
     """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
@@ -156,7 +114,7 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
             pm.write(buf)
             audio, backend = render_midi(pm, sample_rate, backend)
             for suffix, data in ((".mid", buf.getvalue()), (".wav", wav_bytes(audio, sample_rate)),
-                                 (".png", _piano_roll_png(pm))):
+                                 (".png", plots.piano_roll_png(pm, name))):
                 storage.write_bytes_atomic(storage.join(out, name + suffix), data)
                 files.append(name + suffix)
         return files, backend
@@ -166,7 +124,11 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
         storage.write_bytes_atomic(storage.join(out, name + ".wav"), wav_bytes(clip, sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
-                               _spectrogram_grid_png(logmag, names, grid_rows))
+                               plots.spectrogram_grid_png(
+                                   logmag, names, sample_rate=sample_rate,
+                                   hop_length=FIXED_SPECTROGRAM["hop_length"],
+                                   n_fft=FIXED_SPECTROGRAM["n_fft"], n_rows=grid_rows,
+                                   max_cells=MAX_GRID, row_names=row_names))
     files.append("spectrograms.png")
     return files, backend
 
@@ -279,7 +241,9 @@ def cli_main(args: argparse.Namespace) -> int:
     files, backend = write_samples(x, names, meta, args.out,
                                    griffin_lim_iters=cfg.data.griffin_lim_iters,
                                    griffin_lim_momentum=cfg.data.griffin_lim_momentum,
-                                   grid_rows=grid_rows)
+                                   grid_rows=grid_rows,
+                                   row_names=[label_map.names[c] for c in classes]
+                                   if grid_rows else None)
     record.update({
         "checkpoint": os.path.abspath(args.checkpoint) if not storage.is_uri(args.checkpoint)
         else args.checkpoint,
