@@ -2,7 +2,7 @@
 
     python -m audiogan.quality run --work /work/runs/quality \\
         --fsdd ../shared/data/fsdd --maestro ../shared/data/maestro-mini/maestro-v3.0.0 \\
-        [--phase rows|seeds|long] [--only spectogan|pianogan] [--concurrency 2]
+        [--phase rows|seeds|long|samples] [--only spectogan|pianogan] [--concurrency 2]
     python -m audiogan.quality report --work /work/runs/quality --out results/quality
 
 `run` prepares the data (preprocess, the robust digit classifier), then trains each row of
@@ -12,7 +12,9 @@ evaluation: FINAL_N generated examples, NDB with K = FINAL_K, on seeds from FINA
 (disjoint from the training-time evaluation seeds). Two runs share the 2 cores (the CPU
 presets train on one thread). Re-running the same command skips finished stages and
 continues unfinished training runs from their latest checkpoint. `report` writes the
-table and plot from the final evaluations' JSON only.
+table and plot from the final evaluations' JSON only. `--phase samples` draws every
+trained run's pictures (a spectrogram grid with a row per digit, or piano rolls), the
+same seeds for every row, so rows can be compared by looking.
 
 Rows, each adding one step to the one above (the paper's recipe first):
   paper      the CPU preset as it was: WGAN-GP, transposed convolutions, d = 4 / 8
@@ -30,6 +32,8 @@ from __future__ import annotations
 import json
 import os
 from typing import Any, Sequence
+
+import yaml
 
 from audiogan.stages import Stage
 
@@ -95,6 +99,10 @@ def plan(work: str, fsdd: str, maestro: str, phase: str, only: Sequence[str]) ->
               os.path.join(data["spectogan"], "classifier", "classifier.json"), ("data-fsdd",)),
     ]
     ready = {"spectogan": ("classifier",), "pianogan": ("data-maestro",)}
+    if phase == "samples":
+        return stages + [_samples(work, name) for name in sorted(os.listdir(
+            os.path.join(work, "runs"))) if os.path.exists(
+                os.path.join(work, "runs", name, "summary.json"))]
     if phase == "rows":
         # Row by row, the families side by side: an interrupted plan has both families'
         # first rows rather than all of one family.
@@ -120,6 +128,20 @@ def plan(work: str, fsdd: str, maestro: str, phase: str, only: Sequence[str]) ->
                                            {**over, "model.conditional": False},
                                            LONG_BUDGET_S, work, data[family], ready[family])
     return stages
+
+
+def _samples(work: str, name: str) -> Stage:
+    """Seeds 0-2 for every digit (conditional), 0-11 (unconditional), or two phrases."""
+    run = os.path.join(work, "runs", name)
+    out = os.path.join(run, "samples")
+    with open(os.path.join(run, "config.yaml")) as f:
+        conditional = bool(yaml.safe_load(f)["model"]["conditional"])
+    if name.startswith("pianogan"):
+        seeds: tuple[str, ...] = ("--seeds", "0-1")
+    else:
+        seeds = ("--seeds", "0-2", "--labels", "0-9") if conditional else ("--seeds", "0-11")
+    return Stage(f"samples-{name}", ("sample", run, "--out", out, *seeds),
+                 os.path.join(out, "samples.json"))
 
 
 def final_scores(work: str, name: str) -> dict[str, Any] | None:

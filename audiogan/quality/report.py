@@ -90,6 +90,30 @@ def _plot(tables: dict[str, list[dict[str, Any]]], path: str) -> None:
     plt.close(fig)
 
 
+def _pictures(work: str, out: str) -> list[str]:
+    """Each row's samples (`--phase samples`), copied beside the table: the same seeds in
+    every row, so the rows can be compared by looking."""
+    lines: list[str] = []
+    for family in BASE:
+        for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
+            folder = os.path.join(work, "runs", f"{family}-{name}", "samples")
+            picture = "spectrograms.png" if family == "spectogan" else "seed_0000.png"
+            if not os.path.exists(os.path.join(folder, picture)):
+                continue
+            target = os.path.join("pictures", f"{family}-{name}.png")
+            os.makedirs(os.path.join(out, "pictures"), exist_ok=True)
+            with open(os.path.join(folder, picture), "rb") as f:
+                storage.write_bytes_atomic(os.path.join(out, target), f.read())
+            if not lines:
+                lines += ["## Pictures", "",
+                          "`audiogan sample RUN --seeds 0-2 --labels 0-9` (conditional), "
+                          "`--seeds 0-11` (unconditional) or `--seeds 0-1` (piano; seed 0 "
+                          "shown), from each row's final checkpoint (EMA weights where the "
+                          "row has them).", ""]
+            lines += [f"### {family} {name}", "", f"![{family} {name}]({target})", ""]
+    return lines
+
+
 def write_report(work: str, out: str) -> str:
     tables = {family: _rows(work, family) for family in BASE}
     tables = {k: v for k, v in tables.items() if v}
@@ -97,7 +121,7 @@ def write_report(work: str, out: str) -> str:
              "Every number is read from each row's final evaluation (`final.json`, written by "
              f"`audiogan evaluate RUN --n {FINAL_N} --ndb-k {FINAL_K}` on seeds disjoint from "
              "the training-time ones) and its checkpoint's meta. Rows add one step each; see "
-             "`audiogan/quality.py` for the exact overrides and the commands. SpectoGAN's "
+             "`audiogan/quality/plan.py` for the exact overrides and the commands. SpectoGAN's "
              "`is_ratio` and `cond_acc` are scored after the audio round trip by the robust "
              "classifier; floors are the held-out real split scored the same way.", ""]
     for family, rows in tables.items():
@@ -110,6 +134,7 @@ def write_report(work: str, out: str) -> str:
     if tables:
         _plot(tables, os.path.join(out, "ablation.png"))
         lines += ["![ablation](ablation.png)", ""]
+    lines += _pictures(work, out)
     path = os.path.join(out, "ablation.md")
     storage.write_bytes_atomic(path, "\n".join(lines).encode())
     return path
