@@ -14,12 +14,21 @@ def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str
     targets, mm = full.get("targets"), full.get("matmul", {})
     ref = f"{mm.get('n')}² fp32 matmul, {mm.get('threads')} threads: {mm.get('gflop_s', 0):.0f} GFLOP/s"
     s = full.get("spectogan")
+
+    def spread(row: dict[str, Any], key: str) -> str:  # the pairs behind a median ratio
+        pairs = row.get("pairs") or []
+        if len(pairs) < 2:
+            return ""
+        values = sorted(p[key] for p in pairs)
+        return f" (median of {len(pairs)} interleaved pairs, {values[0]:.2f}-{values[-1]:.2f})"
+
     if s:
         rows.append({"measure": f"train spectogan (d={s['d']}, batch {s['batch_size']}): product "
                                 f"{s['product_s_per_step']:.1f} s/step, "
                                 f"{s['product_share_of_matmul']:.2f} of matmul rate ({ref})",
                      "baseline": f"plain PyTorch loop {s['plain_s_per_step']:.1f} s/step, "
-                                 f"{s['plain_share_of_matmul']:.2f} of matmul rate",
+                                 f"{s['plain_share_of_matmul']:.2f} of matmul rate"
+                                 + spread(s, "product_over_plain"),
                      "ratio": s["product_over_plain_share"],
                      "target": target(targets, "spectogan_product_over_plain_share"),
                      "date": date})
@@ -29,7 +38,8 @@ def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str
                                 f"{p['plain_s_per_step']:.2f} s/step, "
                                 f"{p['plain_share_of_matmul']:.2f} of matmul rate ({ref})",
                      "baseline": f"oneDNN convolutions only {p['onednn_plain_s_per_step']:.2f} "
-                                 f"s/step, {p['onednn_plain_share_of_matmul']:.2f}",
+                                 f"s/step, {p['onednn_plain_share_of_matmul']:.2f}"
+                                 + spread(p, "share_over_onednn_share"),
                      "ratio": p["share_over_onednn_share"],
                      "target": target(targets, "pianogan_share_over_onednn_share"), "date": date})
         rows.append({"measure": f"train pianogan: product {p['product_s_per_step']:.2f} s/step",
