@@ -90,6 +90,23 @@ def _plot(tables: dict[str, list[dict[str, Any]]], path: str) -> None:
     plt.close(fig)
 
 
+def _copy_small(src: str, dst_stem: str) -> str:
+    """Copy a picture for the repository: spectrogram grids (noise-like texture, ~0.5-1 MB
+    as PNG) as JPEG quality 75 (~0.1 MB), piano rolls as they are; returns the suffix."""
+    if os.path.getsize(src) < 100_000:
+        with open(src, "rb") as f:
+            storage.write_bytes_atomic(dst_stem + ".png", f.read())
+        return ".png"
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(src).convert("RGB").save(buf, format="JPEG", quality=75, optimize=True)
+    storage.write_bytes_atomic(dst_stem + ".jpg", buf.getvalue())
+    return ".jpg"
+
+
 def _pictures(work: str, out: str) -> list[str]:
     """Each row's samples (`--phase samples`), copied beside the table: the same seeds in
     every row, so the rows can be compared by looking."""
@@ -97,13 +114,16 @@ def _pictures(work: str, out: str) -> list[str]:
     for family in BASE:
         for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
             folder = os.path.join(work, "runs", f"{family}-{name}", "samples")
-            picture = "spectrograms.png" if family == "spectogan" else "seed_0000.png"
-            if not os.path.exists(os.path.join(folder, picture)):
+            if family == "spectogan":
+                found = ["spectrograms.png"]
+            else:  # seed 0's roll (conditional runs: seed_0000_<class>.png)
+                found = sorted(f for f in os.listdir(folder) if f.startswith("seed_0000")
+                               and f.endswith(".png")) if os.path.isdir(folder) else []
+            if not found or not os.path.exists(os.path.join(folder, found[0])):
                 continue
-            target = os.path.join("pictures", f"{family}-{name}.png")
             os.makedirs(os.path.join(out, "pictures"), exist_ok=True)
-            with open(os.path.join(folder, picture), "rb") as f:
-                storage.write_bytes_atomic(os.path.join(out, target), f.read())
+            target = os.path.join("pictures", f"{family}-{name}")
+            target += _copy_small(os.path.join(folder, found[0]), os.path.join(out, target))
             if not lines:
                 lines += ["## Pictures", "",
                           "`audiogan sample RUN --seeds 0-2 --labels 0-9` (conditional), "
