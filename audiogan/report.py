@@ -304,6 +304,8 @@ def write_results_index(results: str = "results") -> str:
              "- `reliability.md`: faults and bad input, what happened and what was lost.",
              "- `complex/`: the complex representation's and Griffin-Lim's accuracy (SNR, the "
              "digit classifier after each round trip) and the Griffin-Lim momentum default.",
+             "- `quality/`: the listening metrics' classifier, the recipe ablation (table, "
+             "plot, every row's pictures) and what the samples look like.",
              ""]
     path = os.path.join(results, "README.md")
     storage.write_bytes_atomic(path, "\n".join(lines).encode())
