@@ -72,15 +72,11 @@ def spectrogram_grid_png(logmag: np.ndarray, names: Sequence[str], *, sample_rat
     return _png(fig, dpi=80)
 
 
-def pitch_name(midi: int) -> str:
-    """MIDI number -> scientific pitch name (60 -> 'C4')."""
-    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-    return f"{names[midi % 12]}{midi // 12 - 1}"
-
-
 def piano_roll_png(pm: Any, title: str = "") -> bytes:
     """A pretty_midi performance as a piano roll: time in s, pitch names on the left
     (every C labelled), velocity as darkness, cropped to the pitches played (±3)."""
+    import pretty_midi
+
     plt = _pyplot()
     roll = pm.get_piano_roll(fs=ROLL_FPS)  # [128 pitches, columns], velocities
     played = np.flatnonzero(roll.any(axis=1))
@@ -92,7 +88,7 @@ def piano_roll_png(pm: Any, title: str = "") -> bytes:
     ax.imshow(part, origin="lower", aspect="auto", cmap="gray_r", vmin=0, vmax=127,
               extent=(0.0, seconds, lo - 0.5, hi + 0.5), interpolation="nearest")
     cs = [p for p in range(lo, hi + 1) if p % 12 == 0] or [lo]
-    ax.set_yticks(cs, [pitch_name(p) for p in cs], fontsize=7)
+    ax.set_yticks(cs, [pretty_midi.note_number_to_name(p) for p in cs], fontsize=7)
     ax.set_xlabel("time (s)", fontsize=8)
     ax.set_ylabel("pitch", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)

@@ -25,9 +25,13 @@ def _train_info(result: dict[str, Any]) -> tuple[Any, Any]:
     return meta.get("step"), meta.get("metrics", {}).get("time/train_s")
 
 
+# Every run name a family can have, in table order: the rows, their second seeds, long runs.
+RUN_NAMES = (*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond")
+
+
 def _rows(work: str, family: str) -> list[dict[str, Any]]:
     out = []
-    for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
+    for name in RUN_NAMES:
         result = final_scores(work, f"{family}-{name}")
         if result is None:
             continue
@@ -112,7 +116,7 @@ def _pictures(work: str, out: str) -> list[str]:
     every row, so the rows can be compared by looking."""
     lines: list[str] = []
     for family in BASE:
-        for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
+        for name in RUN_NAMES:
             folder = os.path.join(work, "runs", f"{family}-{name}", "samples")
             if family == "spectogan":
                 found = ["spectrograms.png"]
