@@ -5,23 +5,40 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import yaml
 
-from audiogan.quality.plan import ROWS, plan, row_overrides
+from audiogan.config import resolve
+from audiogan.quality.plan import BASE, FAMILY_ROWS, PAPER, plan, row_overrides
 
 
 def test_each_row_adds_its_step_to_every_step_above():
-    rows = [row_overrides("spectogan", r) for r in ROWS]
-    assert rows[0]["model.d"] == 4 and rows[1]["model.d"] == 8
-    assert "model.conditional" not in rows[1] and rows[2]["model.conditional"] is True
-    for above, below in zip(rows, rows[1:]):
-        for key, value in above.items():  # nothing above is undone (width, R1 replace values)
-            if key not in ("model.d", "loss.n_critic", "train.eval_every", "optim.lr_g",
-                           "optim.lr_d"):
-                assert below[key] == value, key
-    assert rows[-1]["loss.kind"] == "r1" and rows[-1]["loss.n_critic"] == 1
-    assert rows[-1]["train.eval_every"] == 4 * rows[0]["train.eval_every"]  # same wall spacing
+    for family, names in FAMILY_ROWS.items():
+        rows = [row_overrides(family, r) for r in names]
+        assert rows[1]["model.d"] == 2 * rows[0]["model.d"]
+        assert rows[1]["model.conditional"] is False and rows[2]["model.conditional"] is True
+        for above, below in zip(rows, rows[1:]):
+            for key, value in above.items():  # nothing above is undone (width, R1 and the
+                # steps that replace the paper's written-out values excepted)
+                if key not in ("model.d", "train.eval_every", *PAPER) or (
+                        key in PAPER and value != PAPER[key]):
+                    assert below[key] == value, key
+        r1 = rows[names.index("r1")]
+        assert r1["loss.kind"] == "r1" and r1["loss.n_critic"] == 1
+        assert r1["train.eval_every"] == 4 * rows[0]["train.eval_every"]  # same wall spacing
+    assert row_overrides("spectogan", "paper")["model.d"] == 4
     assert row_overrides("pianogan", "augment")["train.augment"] == "shift,cutout"
+    assert row_overrides("pianogan", "onehot")["model.pitch"] == "onehot"
+    with pytest.raises(ValueError, match="no ablation row 'onehot'"):
+        row_overrides("spectogan", "onehot")
+
+
+def test_the_paper_row_is_the_papers_recipe_whatever_the_preset_now_is():
+    for family in ("spectogan", "pianogan"):
+        cfg = resolve(BASE[family][0], row_overrides(family, "paper"))
+        assert (cfg.loss.kind, cfg.loss.n_critic, cfg.model.upsample) == ("wgan-gp", 5, "transpose")
+        assert (cfg.train.ema_decay, cfg.train.augment, cfg.optim.beta1) == (0.0, "", 0.5)
+        assert not cfg.model.conditional
 
 
 def test_rows_interleave_families_and_samples_follow_the_config(tmp_path):
