@@ -99,10 +99,11 @@ def _pitch_keys(cfg: Config) -> int:
 def _channels(cfg: Config, example_shape: Sequence[int]) -> int:
     """The networks' channels: the data's, or one per key + step + duration (one-hot pitch)."""
     from audiogan.models import network_shape
+    from audiogan.pitch import TIME_CHANNELS
 
-    channels = network_shape(cfg.model.family, example_shape)[0]
+    channels = network_shape(cfg.model.family, example_shape)[0]  # also checks the shape
     keys = _pitch_keys(cfg)
-    return keys + 2 if keys else channels
+    return keys + TIME_CHANNELS if keys else channels
 
 
 def build_batch_encoder(cfg: Config) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -8,7 +8,7 @@ ablation's 3.554 bits in every row, results/quality/ablation.md) whatever else i
 Here the networks see pitch as P = pitch_max - pitch_min + 1 channels (88 for the piano):
 real notes one-hot, generated notes a softmax over the keys at each position, followed by
 the two time channels (step, duration, scaled as before): [N, P + 2, window]. This is how
-Gulrajani et al. (2017, "Improved Training of Wasserstein GANs", section 5.3) trained a
+Gulrajani et al. (2017, "Improved Training of Wasserstein GANs") trained their language-model
 WGAN-GP on characters: a softmax generator against one-hot data, with a 1-D CNN critic.
 The data stay [N, 3, window] (shards and metrics unchanged); real batches are encoded as
 they are drawn (`encode`), and generated examples are decoded by argmax (`decode`), which
@@ -27,11 +27,6 @@ TIME_CHANNELS = 2  # step, duration
 
 def n_keys(pitch_min: int, pitch_max: int) -> int:
     return int(pitch_max) - int(pitch_min) + 1
-
-
-def channels(note_scaling: Mapping[str, Any]) -> int:
-    """Network channels of a one-hot note example, from the manifest's scaling constants."""
-    return n_keys(note_scaling["pitch_min"], note_scaling["pitch_max"]) + TIME_CHANNELS
 
 
 class OneHotPitch:
