@@ -10,7 +10,6 @@ upstream stages complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -43,8 +42,7 @@ def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
 def _record(stamp_path: str, name: str, stamp: str) -> None:
     """Add one stamp to the file as it is now: two plans sharing a work directory (say, two
     phases of an experiment at once) keep each other's stamps."""
-    with open(stamp_path + ".lock", "a") as lock:  # read-modify-write, one plan at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with storage.exclusive_lock(stamp_path + ".lock"):  # read-modify-write, one at a time
         on_disk = storage.read_json(stamp_path) if os.path.exists(stamp_path) else {}
         on_disk.pop(name, None)
         on_disk[name] = stamp

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import socket
@@ -55,18 +54,15 @@ def dashboard_port_lock() -> Iterator[None]:
     to start ("address already in use"). `ray.init` returns only once its dashboard has
     published its address, so a lock held across both closes that window.
     """
+    from audiogan.storage import exclusive_lock
+
     path = os.path.join(tempfile.gettempdir(), f"audiogan-ray-start-{os.getuid()}.lock")
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:  # an unwritable temp dir: start unlocked, as before
-        log.warning("no dashboard port lock (%s); runs started at once may collide", exc)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path))
+        except OSError as exc:  # an unwritable temp dir: start unlocked, as before
+            log.warning("no dashboard port lock (%s); runs started at once may collide", exc)
         yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 @dataclasses.dataclass(frozen=True)
