@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import time
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -149,9 +150,10 @@ def spectrogram_audio(raw: np.ndarray, meta: dict[str, Any], *, griffin_lim_iter
                    f"{griffin_lim_momentum:g})", raw)
 
 
-def _slug(name: str) -> str:
-    """A class name as a file-name part ('Frédéric Chopin' -> 'Fr-d-ric-Chopin')."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "x"
+def slug(name: str) -> str:
+    """A class name as a file-name part ('Frédéric Chopin' -> 'Frederic-Chopin')."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-") or "x"
 
 
 def _from_latent_files(args: argparse.Namespace, latent_dim: int, label_map: Any,
@@ -178,7 +180,7 @@ def _from_latent_files(args: argparse.Namespace, latent_dim: int, label_map: Any
         raise UserError(f"a conditional model needs --labels with --latents: one class, or one "
                         f"per z ({len(z)}); inversion.json records each clip's class")
     y = torch.tensor(classes * len(z) if len(classes) == 1 else classes, dtype=torch.long)
-    return z, [f"{n}_{_slug(label_map.names[int(c)])}" for n, c in zip(names, y)], y, []
+    return z, [f"{n}_{slug(label_map.names[int(c)])}" for n, c in zip(names, y)], y, []
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -219,7 +221,7 @@ def cli_main(args: argparse.Namespace) -> int:
         if label_map is not None:
             label = classes[0] if classes else int(labels_for_seeds([a], label_map.probs)[0])
             y = torch.full((args.steps,), label, dtype=torch.long)
-            names = [f"{n}_{_slug(label_map.names[label])}" for n in names]
+            names = [f"{n}_{slug(label_map.names[label])}" for n in names]
             record["interpolate"]["label"] = label_map.names[label]
     else:
         seeds = parse_seeds(args.seeds, args.n)
@@ -234,7 +236,7 @@ def cli_main(args: argparse.Namespace) -> int:
                 grid_rows = len(classes)
             z = latents_for_seeds([s for s, _ in pairs], latent_dim)
             y = torch.tensor([c for _, c in pairs], dtype=torch.long)
-            names = [f"seed_{s:04d}_{_slug(label_map.names[c])}" for s, c in pairs]
+            names = [f"seed_{s:04d}_{slug(label_map.names[c])}" for s, c in pairs]
     if label_map is not None:
         record["labels"] = [label_map.names[int(c)] for c in y]
     x = generate(generator, z, y)

@@ -14,7 +14,8 @@ presets train on one thread). Re-running the same command skips finished stages 
 continues unfinished training runs from their latest checkpoint. `report` writes the
 table and plot from the final evaluations' JSON only. `--phase samples` draws every
 trained run's pictures (a spectrogram grid with a row per digit, or piano rolls), the
-same seeds for every row, so rows can be compared by looking.
+same seeds for every row, so rows can be compared by looking, and the long runs' committed
+samples (seeds 0-9 for every class), which `report` copies to `results/quality/samples/`.
 
 Rows, each adding one step to the one above (the paper's recipe first):
   paper      the CPU presets as they were: WGAN-GP, transposed convolutions, d = 4 / 8
@@ -110,9 +111,10 @@ def plan(work: str, fsdd: str, maestro: str, phase: str, only: Sequence[str]) ->
     ]
     ready = {"spectogan": ("classifier",), "pianogan": ("data-maestro",)}
     if phase == "samples":
-        return stages + [_samples(work, name) for name in sorted(os.listdir(
-            os.path.join(work, "runs"))) if os.path.exists(
-                os.path.join(work, "runs", name, "summary.json"))]
+        done = [name for name in sorted(os.listdir(os.path.join(work, "runs")))
+                if os.path.exists(os.path.join(work, "runs", name, "summary.json"))]
+        return stages + [_samples(work, name) for name in done] + [
+            _committed(work, name) for name in COMMITTED if name in done]
     if phase == "rows":
         # Row by row, the families side by side: an interrupted plan has both families'
         # first rows rather than all of one family.
@@ -151,6 +153,18 @@ def _samples(work: str, name: str) -> Stage:
     else:
         seeds = ("--seeds", "0-2", "--labels", "0-9") if conditional else ("--seeds", "0-11")
     return Stage(f"samples-{name}", ("sample", run, "--out", out, *seeds),
+                 os.path.join(out, "samples.json"))
+
+
+# The long runs whose samples are committed (`report` copies them to results/quality/
+# samples/): seeds 0-9 for every class, not picked.
+COMMITTED = ("spectogan-long", "pianogan-long")
+
+
+def _committed(work: str, name: str) -> Stage:
+    out = os.path.join(work, "runs", name, "committed")
+    return Stage(f"committed-{name}", ("sample", os.path.join(work, "runs", name), "--out",
+                                       out, "--seeds", "0-9", "--labels", "all"),
                  os.path.join(out, "samples.json"))
 
 
