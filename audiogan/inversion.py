@@ -35,6 +35,7 @@ import torch
 
 from audiogan.data import scaling, shards, spectro
 from audiogan.latent import latents_for_seeds
+from audiogan.models import PIANO_CHANNELS
 from audiogan.pitch import OneHotPitch
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Space:
             self.div = torch.tensor(np.asarray(lm["std"]) * lm["clip_std"], dtype=torch.float32)
 
     def project(self, out: torch.Tensor) -> torch.Tensor:
-        if self.onehot is not None and out.shape[1] != 3:
+        if self.onehot is not None and out.shape[1] != PIANO_CHANNELS:
             return self.onehot.expected(out)  # one-hot pitch: compared as scaled notes
         if not self.complex:
             return out

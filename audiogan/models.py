@@ -50,9 +50,10 @@ from torch import nn
 
 from audiogan import pitch
 from audiogan.conv1d import GemmConv1d, GemmConvTranspose1d
+from audiogan.data.scaling import NOTE_FIELDS
 from audiogan.errors import UserError
 
-PIANO_CHANNELS = 3
+PIANO_CHANNELS = len(NOTE_FIELDS)  # pitch, step, duration
 PIANO_LENGTH = 256
 SPEC_SIZE = 128
 # Generator label embedding width: ample for tens of classes; N(0, 1) entries give it about

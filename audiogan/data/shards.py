@@ -138,7 +138,7 @@ def to_network(raw: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
 def scaled_notes(x: np.ndarray, manifest_or_meta: dict[str, Any]) -> np.ndarray:
     """Notes in the network layout -> scaled [N, 3, window]: a one-hot pitch generator's
     [N, keys + 2, window] is decoded by argmax (audiogan.pitch); [N, 3, window] is kept."""
-    if np.shape(x)[1] == 3:
+    if np.shape(x)[1] == len(scaling.NOTE_FIELDS):
         return np.asarray(x)
     from audiogan.pitch import OneHotPitch  # torch: not for the data-only paths
 
