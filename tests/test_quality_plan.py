@@ -114,7 +114,8 @@ def test_report_judges_the_long_runs_and_copies_the_committed_samples(tmp_path):
     (piano / "samples.json").write_text(json.dumps(
         {"names": names, "labels": ["Frédéric Chopin"] * 3, "seeds": [0, 1, 2], "step": 5}))
 
-    text = open(write_report(str(work), str(out))).read()
+    with open(write_report(str(work), str(out))) as f:
+        text = f.read()
 
     assert "| spectogan-long-uncond | IS / real IS | 0.700 | >= 0.66 | met |" in text
     assert "| spectogan-long | lowest digit's cond_acc | 0.500 | >= 0.6 | missed by 0.100 |" in text
