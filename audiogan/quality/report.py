@@ -189,7 +189,8 @@ def committed_samples(work: str, out: str) -> list[str]:
             record = json.load(f)
         dst = os.path.join(out, "samples", kind)
         per_class: dict[str, int] = {}
-        for name, label, seed in zip(record["names"], record["labels"], record["seeds"]):
+        labels = record.get("labels") or ["unconditional"] * len(record["names"])
+        for name, label, seed in zip(record["names"], labels, record["seeds"]):
             folder = os.path.join(dst, slug(label))
             os.makedirs(folder, exist_ok=True)
             stem = os.path.join(folder, f"seed_{seed:04d}")
