@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from audiogan import storage
@@ -190,7 +191,9 @@ def committed_samples(work: str, out: str) -> list[str]:
         dst = os.path.join(out, "samples", kind)
         per_class: dict[str, int] = {}
         labels = record.get("labels") or ["unconditional"] * len(record["names"])
-        for name, label, seed in zip(record["names"], labels, record["seeds"]):
+        # `seeds` lists the seeds asked for, once; `names` every (seed, label) sample.
+        for name, label in zip(record["names"], labels):
+            seed = int(re.match(r"seed_(\d+)", name).group(1))
             folder = os.path.join(dst, slug(label))
             os.makedirs(folder, exist_ok=True)
             stem = os.path.join(folder, f"seed_{seed:04d}")
