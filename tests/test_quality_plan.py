@@ -120,7 +120,7 @@ def test_report_judges_the_long_runs_and_copies_the_committed_samples(tmp_path):
     assert "| spectogan-long-uncond | IS / real IS | 0.700 | >= 0.66 | met |" in text
     assert "| spectogan-long | lowest digit's cond_acc | 0.500 | >= 0.6 | missed by 0.100 |" in text
     assert "| pianogan-long | NDB - floor | 0.120 | <= 0.1 | missed by 0.020 |" in text
-    assert "| pianogan-long | |pc entropy - real| (bits) | 0.050 | <= 0.1 | met |" in text
+    assert "| pianogan-long | pc entropy: distance to real (bits) | 0.050 | <= 0.1 | met |" in text
     for digit in ("3", "4"):  # every (seed, label) sample, not one per listed seed
         assert sorted(os.listdir(out / "samples" / "digits" / digit)) == [
             "seed_0000.wav", "seed_0001.wav"]

@@ -144,9 +144,9 @@ TARGETS = (
     ("spectogan", "long", "cond_acc", lambda r: r["cond_acc"], 0.80, "min"),
     ("spectogan", "long", "lowest digit's cond_acc", lambda r: r["cond_acc_min"], 0.6, "min"),
     ("pianogan", "long", "NDB - floor", lambda r: r["ndb"] - r["ndb_floor"], 0.10, "max"),
-    ("pianogan", "long", "|note overlap - floor|",
+    ("pianogan", "long", "note overlap: distance to floor",
      lambda r: abs(r["note_overlap"] - r["note_overlap_floor"]), 0.03, "max"),
-    ("pianogan", "long", "|pc entropy - real| (bits)",
+    ("pianogan", "long", "pc entropy: distance to real (bits)",
      lambda r: abs(r["pc_entropy"] - r["pc_entropy_real"]), 0.10, "max"),
 )
 
