@@ -169,14 +169,16 @@ def _targets(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-PIANO_WAVS_PER_CLASS, PIANO_WAV_S = 2, 8.0
+# Audio and MIDI stay few in the repository: the first seed of each class (the grid and the
+# rolls show all ten); piano audio cut to PIANO_WAV_S.
+AUDIO_PER_CLASS, PIANO_WAV_S = 1, 8.0
 
 
 def committed_samples(work: str, out: str) -> list[str]:
     """Copy the long runs' committed samples (`--phase samples`, seeds 0-9 for every class)
-    into OUT/samples/: digits/<digit>/seed_S.wav and the grid (a row per digit);
-    piano/<composer>/seed_S.mid and .png, and .wav for the first PIANO_WAVS_PER_CLASS seeds
-    of a class, cut to PIANO_WAV_S. Returns the report lines describing them."""
+    into OUT/samples/: digits/<digit>/ and the grid (a row per digit); piano/<composer>/
+    with every seed's roll. Wav (piano: and MIDI) for the first AUDIO_PER_CLASS seeds of a
+    class, piano wavs cut to PIANO_WAV_S. Returns the report lines describing them."""
     import soundfile as sf
 
     from audiogan.sample import slug, wav_bytes
@@ -197,13 +199,15 @@ def committed_samples(work: str, out: str) -> list[str]:
             folder = os.path.join(dst, slug(label))
             os.makedirs(folder, exist_ok=True)
             stem = os.path.join(folder, f"seed_{seed:04d}")
-            if kind == "digits":
-                _copy(os.path.join(src, name + ".wav"), stem + ".wav")
-                continue
-            _copy(os.path.join(src, name + ".mid"), stem + ".mid")
-            _copy(os.path.join(src, name + ".png"), stem + ".png")
             per_class[label] = per_class.get(label, 0) + 1
-            if per_class[label] <= PIANO_WAVS_PER_CLASS:
+            keep_audio = per_class[label] <= AUDIO_PER_CLASS
+            if kind == "digits":
+                if keep_audio:
+                    _copy(os.path.join(src, name + ".wav"), stem + ".wav")
+                continue
+            _copy(os.path.join(src, name + ".png"), stem + ".png")
+            if keep_audio:
+                _copy(os.path.join(src, name + ".mid"), stem + ".mid")
                 audio, rate = sf.read(os.path.join(src, name + ".wav"), dtype="float32")
                 storage.write_bytes_atomic(stem + ".wav",
                                            wav_bytes(audio[:int(PIANO_WAV_S * rate)], rate))
@@ -212,11 +216,12 @@ def committed_samples(work: str, out: str) -> list[str]:
         storage.write_json_atomic(os.path.join(dst, "samples.json"), record)
         lines += [f"- `samples/{kind}/`: `audiogan sample {family}-long --seeds 0-9 --labels "
                   f"all` (step {record.get('step')}, {len(record['names'])} samples, seeds "
-                  "not picked)" + (": one folder per digit, `grid` has a row per digit"
+                  "not picked)" + (": `grid` has a row per digit (seeds 0-5), one folder per "
+                                   f"digit with the wav of its first {AUDIO_PER_CLASS} seed(s)"
                                    if kind == "digits" else
-                                   f": one folder per composer class, MIDI and roll for "
-                                   f"each, wav ({PIANO_WAV_S:.0f} s) for seeds 0-"
-                                   f"{PIANO_WAVS_PER_CLASS - 1}")]
+                                   ": one folder per composer class, every seed's roll, "
+                                   f"MIDI and wav ({PIANO_WAV_S:.0f} s) of the first "
+                                   f"{AUDIO_PER_CLASS} seed(s)")]
     return lines
 
 
