@@ -188,8 +188,7 @@ def committed_samples(work: str, out: str) -> list[str]:
         src = os.path.join(work, "runs", f"{family}-long", "committed")
         if not os.path.exists(os.path.join(src, "samples.json")):
             continue
-        with open(os.path.join(src, "samples.json")) as f:
-            record = json.load(f)
+        record = storage.read_json(os.path.join(src, "samples.json"))
         dst = os.path.join(out, "samples", kind)
         per_class: dict[str, int] = {}
         labels = record.get("labels") or ["unconditional"] * len(record["names"])
@@ -226,8 +225,7 @@ def committed_samples(work: str, out: str) -> list[str]:
 
 
 def _copy(src: str, dst: str) -> None:
-    with open(src, "rb") as f:
-        storage.write_bytes_atomic(dst, f.read())
+    storage.write_bytes_atomic(dst, storage.read_bytes(src))
 
 
 def write_report(work: str, out: str) -> str:
