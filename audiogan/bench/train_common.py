@@ -70,11 +70,14 @@ def plain_seconds_per_step(cfg: Config, data: str, warmup: int, steps: int) -> f
 
     torch.set_num_threads(cfg.compute.cpus_per_worker)
     g, c, opt_g, opt_c, batches, next_z, loss, precision = plain_models(cfg, data)
-    for _ in range(warmup):
-        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
+    # The product's critic-update count, so lazy R1 (loss.r1_every) skips as it does there.
+    for i in range(warmup):
+        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision,
+                        critic_updates_done=i * loss.n_critic)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision)
+    for i in range(warmup, warmup + steps):
+        wgan.train_step(g, c, opt_g, opt_c, batches, next_z, loss, precision=precision,
+                        critic_updates_done=i * loss.n_critic)
     return (time.perf_counter() - t0) / steps
 
 
