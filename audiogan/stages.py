@@ -5,7 +5,7 @@ A stage whose marker exists and whose command and upstream stamps are unchanged 
 skipped, so a re-run only redoes what changed or did not finish; an unfinished training
 run picks up from its latest checkpoint (`audiogan train` resumes by itself). Up to
 `concurrency` stages run at once, each as its own process, in plan order as their
-upstream stages complete.
+upstream stages complete; a stage marked `alone` runs with nothing beside it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Stage:
     argv: tuple[str, ...]
     done_marker: str      # a file that exists only when the stage completed
     after: tuple[str, ...] = ()
+    alone: bool = False   # runs with nothing beside it, so its time is its own
 
 
 def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
@@ -66,9 +67,13 @@ def run_stages(plan: Sequence[Stage], stamp_path: str, *, concurrency: int = 1,
                 break
             if any(a not in done for a in stage.after):
                 continue
-            pending.remove(stage)
             stamp = _stamp(stage, stamps)
-            if stamps.get(stage.name) == stamp and os.path.exists(stage.done_marker):
+            up_to_date = stamps.get(stage.name) == stamp and os.path.exists(stage.done_marker)
+            if not up_to_date and running and (
+                    stage.alone or any(plan[names[r] - 1].alone for r in running)):
+                break  # keeps plan order: nothing overtakes a stage that waits to run alone
+            pending.remove(stage)
+            if up_to_date:
                 print(f"[{names[stage.name]}/{len(plan)}] {stage.name}: up to date, skipped",
                       flush=True)
                 seconds[stage.name] = 0.0

@@ -65,3 +65,22 @@ def test_two_plans_sharing_a_stamp_file_keep_each_others_stamps(tmp_path, fake_p
     other.join()
     assert set(json.loads(open(stamps).read())) == {"a", "c"}
     assert run_stages([plan[0], plan[2]], stamps, python=fake_python) == {"a": 0.0, "c": 0.0}
+
+
+def test_a_stage_marked_alone_runs_with_nothing_beside_it(tmp_path):
+    # Stand-in logging when each stage starts and ends: a and b may overlap; c (alone)
+    # starts after both ended and d, though free to start, waits until c has ended.
+    script = tmp_path / "python"
+    script.write_text('#!/bin/sh\nshift 2\nlog="$(dirname "$2")/events"\n'
+                      'echo "start $2" >> "$log"\nsleep 0.4\necho "end $2" >> "$log"\n'
+                      'touch "$2"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    m = {n: str(tmp_path / n) for n in "abcd"}
+    plan = [Stage("a", ("touch", m["a"]), m["a"]), Stage("b", ("touch", m["b"]), m["b"]),
+            Stage("c", ("touch", m["c"]), m["c"], alone=True),
+            Stage("d", ("touch", m["d"]), m["d"])]
+    run_stages(plan, str(tmp_path / "s.json"), concurrency=2, python=str(script))
+    events = (tmp_path / "events").read_text().split("\n")[:-1]
+    assert set(events[:2]) == {f"start {m['a']}", f"start {m['b']}"}   # a and b together
+    assert events[4:] == [f"start {m['c']}", f"end {m['c']}", f"start {m['d']}",
+                          f"end {m['d']}"]
