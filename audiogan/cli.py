@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also copy every Pareto-optimal checkpoint to OUT/pareto/")
     p.add_argument("--data", default=None, help="--final: the dataset (default: the sweep's)")
     p.add_argument("--address", default=None, help="--final: Ray cluster address")
+    p.add_argument("--page-seeds", type=int, default=4, metavar="N",
+                   help="samples per trial on the sweep page, OUT/page/index.html (seeds "
+                        "0..N-1; 0: none)")
 
     p = add("sample", "generate audio from a checkpoint")
     p.add_argument("checkpoint")

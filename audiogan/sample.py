@@ -140,11 +140,13 @@ def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0)
 
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
                   griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
-                  grid_rows: int = 0) -> tuple[list[str], str]:
-    """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
+                  grid_rows: int = 0, clip_s: float | None = None) -> tuple[list[str], str]:
+    """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend).
+    `clip_s` keeps only each wav's first seconds (the sweep page's short clips)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
     sample_rate = SAMPLE_RATE
+    keep = None if clip_s is None else int(clip_s * sample_rate)
     if meta["kind"] == "notes":
         from audiogan.data.notes import notes_to_midi
         from audiogan.render import best_backend, render_midi
@@ -155,6 +157,7 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
             buf = io.BytesIO()
             pm.write(buf)
             audio, backend = render_midi(pm, sample_rate, backend)
+            audio = audio[:keep]
             for suffix, data in ((".mid", buf.getvalue()), (".wav", wav_bytes(audio, sample_rate)),
                                  (".png", _piano_roll_png(pm))):
                 storage.write_bytes_atomic(storage.join(out, name + suffix), data)
@@ -163,7 +166,8 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
     audio, backend, logmag = spectrogram_audio(raw, meta, griffin_lim_iters=griffin_lim_iters,
                                                griffin_lim_momentum=griffin_lim_momentum)
     for name, clip in zip(names, audio):
-        storage.write_bytes_atomic(storage.join(out, name + ".wav"), wav_bytes(clip, sample_rate))
+        storage.write_bytes_atomic(storage.join(out, name + ".wav"),
+                                   wav_bytes(clip[:keep], sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
                                _spectrogram_grid_png(logmag, names, grid_rows))
