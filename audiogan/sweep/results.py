@@ -96,7 +96,12 @@ def _read_history(fs: pafs.FileSystem, trial_path: str) -> pd.DataFrame:
         return pd.DataFrame()
     with fs.open_input_stream(path) as f:
         text = f.read().decode()
-    rows = [json.loads(line) for line in io.StringIO(text) if line.strip()]
+    rows = []
+    for line in io.StringIO(text):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # a live trial's last line, still being written
+            break
     return pd.DataFrame(rows)
 
 
