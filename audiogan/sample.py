@@ -141,8 +141,7 @@ def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0)
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
                   griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
                   grid_rows: int = 0, clip_s: float | None = None) -> tuple[list[str], str]:
-    """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend).
-    `clip_s` keeps only each wav's first seconds (the sweep page's short clips)."""
+    """MIDI/wav/PNG of network-layout samples x (wavs cut to `clip_s` s); (names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
     sample_rate = SAMPLE_RATE

@@ -72,8 +72,11 @@ class Browser:
         for flag in (*FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}"):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-        service = Service(executable_path=CHROMEDRIVER,
-                          env={**os.environ, procs.MARKER: self.marker})
+        # HOME and XDG dirs in the profile too: Chromium's crash handler and caches write
+        # nothing outside this temporary directory.
+        env = {**os.environ, procs.MARKER: self.marker, "HOME": self.profile,
+               "XDG_CONFIG_HOME": self.profile, "XDG_CACHE_HOME": self.profile}
+        service = Service(executable_path=CHROMEDRIVER, env=env)
         try:
             self.driver = webdriver.Chrome(service=service, options=options)
         except Exception:
@@ -90,6 +93,10 @@ class Browser:
     def open(self, url: str, headers: dict[str, str] | None = None) -> None:
         """Load `url`, sending `headers` with its requests (and none on later pages)."""
         self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers or {}})
+        if self.driver.current_url.split("#")[0] == url.split("#")[0]:
+            # Only the fragment differs: a single-page app would re-route in place, and a
+            # check could read the previous route's table before the new one renders.
+            self.driver.get("about:blank")
         self.requests()  # forget the previous page's requests
         self.driver.get(url)
 

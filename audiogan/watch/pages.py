@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import time
 import urllib.parse
 from typing import Any
 
@@ -49,27 +50,27 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _rows(b: Browser, url: str, min_cells: int = 3, timeout_s: float = 60.0,
-          selector: str = "") -> list[dict[str, str]]:
+def _rows(b: Browser, url: str, column: str, timeout_s: float = 60.0) -> list[dict[str, str]]:
+    """The rows of the page's table that has `column`, once it has rows."""
     b.open(url, headers=_auth())
-    b.wait(f"return Array.from(document.querySelectorAll('tbody tr'))"
-           f".some(r => r.cells.length >= {min_cells})", timeout_s)
-    return b.run(TABLE, selector)
+    return b.wait(f"const rows = (function() {{ {TABLE} }})(null);"
+                  f"return rows.length && rows.some(r => {json.dumps(column)} in r) && rows",
+                  timeout_s)
 
 
 def ray_jobs(b: Browser, dashboard: str, timeout_s: float = 60.0) -> list[dict[str, str]]:
     """The Jobs page's rows: Job ID, Entrypoint, Status, ..."""
-    return _rows(b, f"{dashboard}/#/jobs", timeout_s=timeout_s)
+    return _rows(b, f"{dashboard}/#/jobs", "Entrypoint", timeout_s)
 
 
 def ray_actors(b: Browser, dashboard: str, timeout_s: float = 60.0) -> list[dict[str, str]]:
     """The Actors page's first page of rows (youngest first): Class, State, Job ID, ..."""
-    return _rows(b, f"{dashboard}/#/actors", min_cells=5, timeout_s=timeout_s)
+    return _rows(b, f"{dashboard}/#/actors", "Class", timeout_s)
 
 
 def ray_nodes(b: Browser, dashboard: str, timeout_s: float = 60.0) -> list[dict[str, str]]:
     """The Cluster page's node rows (State, IP, ...)."""
-    return _rows(b, f"{dashboard}/#/cluster", timeout_s=timeout_s)
+    return _rows(b, f"{dashboard}/#/cluster", "IP / PID", timeout_s)
 
 
 def ray_train_runs(b: Browser, dashboard: str) -> dict[str, Any]:
@@ -103,7 +104,6 @@ def tensorboard_scalars(b: Browser, url: str, tag: str, runs: list[str],
                         timeout_s: float = 90.0) -> dict[str, Any]:
     """The Time Series page: which of `runs` the run selector lists, and the `tag` card:
     its chart and which runs its data table has values for."""
-    b.open(f"{url}/#timeseries")
     card = """
 const want = arguments[0];
 for (const c of document.querySelectorAll('card-view')) {
@@ -112,8 +112,16 @@ for (const c of document.querySelectorAll('card-view')) {
     return {text: c.innerText, charts: c.querySelectorAll('canvas, svg').length};
 }
 return null;"""
-    b.wait(f"const t = document.body.innerText; return {json.dumps(runs)}.every(r => t.includes(r))",
-           timeout_s)
+    every_run = f"const t = document.body.innerText; return {json.dumps(runs)}.every(r => t.includes(r))"
+    deadline = time.monotonic() + timeout_s
+    while True:  # the page lists the runs it found when it loaded: load it again for new ones
+        b.open(f"{url}/#timeseries")
+        try:
+            b.wait(every_run, min(20.0, max(1.0, deadline - time.monotonic())))
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
     found = b.wait(card, timeout_s, 0.5, tag)
     listed = b.run("const s = document.querySelector('runs-selector');"
                    "return s ? s.innerText : ''")
@@ -179,7 +187,7 @@ def sweep_page(b: Browser, index: str, timeout_s: float = 60.0) -> dict[str, Any
            " a.every(e => e.readyState >= 1 || e.error) &&"
            " Array.from(document.images).every(i => i.complete)", timeout_s)
     players = b.run("return Array.from(document.querySelectorAll('audio')).map(e => ({src:"
-                    " e.currentSrc || e.src, duration: e.duration || 0,"
+                    " e.currentSrc || e.src, duration_s: e.duration || 0,"
                     " error: e.error ? e.error.code : null}))")
     images = b.run("return Array.from(document.images).map(i => ({src: i.currentSrc || i.src,"
                    " width: i.naturalWidth}))")

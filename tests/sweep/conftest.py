@@ -1,8 +1,12 @@
-"""One tiny notes dataset and ONE small smoke sweep shared by the sweep tests."""
+"""One tiny notes dataset and ONE small smoke sweep shared by the sweep tests
+(test_sweep.py's assertions; test_watch.py's browser checks watch it while it runs)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,6 +18,8 @@ from audiogan.data import scaling, shards
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(REPO, "sweeps", "pianogan-smoke.yaml")
+NAME = "smoke"
+WATCH_TESTS = "test_watch.py::"
 
 
 def write_notes_dataset(root: str, n_train: int = 24, n_val: int = 8, seed: int = 0) -> str:
@@ -48,3 +54,80 @@ def write_notes_dataset(root: str, n_train: int = 24, n_val: int = 8, seed: int 
 @pytest.fixture(scope="session")
 def notes_data(tmp_path_factory) -> str:
     return write_notes_dataset(str(tmp_path_factory.mktemp("notes")))
+
+
+def _completed_trials(db: str) -> int:
+    import optuna
+
+    if not os.path.exists(db):
+        return 0
+    try:
+        study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{db}")
+    except (KeyError, ValueError):
+        return 0
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def browser_skip_reason() -> str | None:
+    """Why the browser checks cannot run here (None: they can). CI installs the browser
+    and sets AUDIOGAN_REQUIRE_BROWSER=1, which turns a missing one into a failure."""
+    from audiogan.watch.browser import unavailable
+
+    reason = unavailable()
+    if reason and os.environ.get("AUDIOGAN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"AUDIOGAN_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+    return reason
+
+
+def _watcher(request, root: str, notes_data: str):
+    """A Watcher when test_watch.py is in this run and a browser is here, else None."""
+    if not any(WATCH_TESTS in item.nodeid for item in request.session.items):
+        return None
+    if browser_skip_reason():
+        return None
+    import ray
+
+    from tests.sweep.watcher import Watcher
+
+    request.getfixturevalue("ray_cluster")  # the 2-worker train run joins it
+    work = os.path.join(root, "watch")
+    os.makedirs(work)
+    return Watcher(os.path.join(root, NAME), work, notes_data, REPO,
+                   cluster_dashboard=os.environ["RAY_API_SERVER_ADDRESS"],
+                   gcs_address=ray.get_runtime_context().gcs_address)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(request, notes_data, tmp_path_factory):
+    """The smoke sweep: started, SIGINT once a trial finished, then `--resume`d to the end
+    (watched in a browser while the resumed run is live, when test_watch.py runs)."""
+    from tests.sweep.watcher import LiveRun
+
+    root = str(tmp_path_factory.mktemp("sweeps"))
+    sweep_dir = os.path.join(root, NAME)
+    db = os.path.join(sweep_dir, "optuna.db")
+    # --data relative to the command's working directory, as a user types it (trials run
+    # elsewhere: a relative path once broke every trial).
+    args = [sys.executable, "-m", "audiogan", "sweep", SMOKE, "--data",
+            os.path.relpath(notes_data, REPO), "--storage", root, "--name", NAME]
+    t0 = time.monotonic()
+    watcher = _watcher(request, root, notes_data)
+    first = LiveRun(args, cwd=REPO)
+    deadline = time.time() + 240
+    while _completed_trials(db) < 1 and first.live() and time.time() < deadline:
+        time.sleep(0.5)
+    interrupted = first.live()
+    first.proc.send_signal(signal.SIGINT)
+    out1 = first.finish(timeout_s=120)
+    before = _completed_trials(db)
+    second = LiveRun(args + ["--resume"], cwd=REPO)
+    if watcher is not None:
+        watcher.watch(second)
+    out2 = second.finish(timeout_s=300)
+    sweep_s = time.monotonic() - t0
+    watched = watcher.finish() if watcher is not None else None
+    assert second.proc.returncode == 0, out2[-3000:]
+    return {"dir": sweep_dir, "root": root, "interrupted": interrupted,
+            "rc1": first.proc.returncode, "out1": out1, "completed_before_resume": before,
+            "out2": out2, "watch": watched, "sweep_seconds": round(sweep_s, 1),
+            "total_seconds": round(time.monotonic() - t0, 1)}

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import optuna
 import pandas as pd
@@ -18,49 +14,7 @@ from audiogan.sweep import best as best_mod
 from audiogan.cli import main
 from audiogan.sweep.results import load_trials, stopped_early
 from audiogan.sweep.spec import load_spec, parse_spec
-from tests.sweep.conftest import REPO, SMOKE
-
-NAME = "smoke"
-
-
-def _cli(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "audiogan", *argv], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _completed_trials(db: str) -> int:
-    if not os.path.exists(db):
-        return 0
-    try:
-        study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{db}")
-    except (KeyError, ValueError):
-        return 0
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-
-
-@pytest.fixture(scope="module")
-def smoke_sweep(notes_data, tmp_path_factory):
-    """The smoke sweep: started, SIGINT once a trial finished, then `--resume`d to the end."""
-    root = str(tmp_path_factory.mktemp("sweeps"))
-    sweep_dir = os.path.join(root, NAME)
-    db = os.path.join(sweep_dir, "optuna.db")
-    # --data relative to the command's working directory, as a user types it (trials run
-    # elsewhere: a relative path once broke every trial).
-    args = ["sweep", SMOKE, "--data", os.path.relpath(notes_data, REPO), "--storage", root,
-            "--name", NAME]
-    first = _cli(*args)
-    deadline = time.time() + 240
-    while _completed_trials(db) < 1 and first.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    interrupted = first.poll() is None
-    first.send_signal(signal.SIGINT)
-    out1 = first.communicate(timeout=120)[0]
-    before = _completed_trials(db)
-    second = _cli(*args, "--resume")
-    out2 = second.communicate(timeout=300)[0]
-    assert second.returncode == 0, out2[-3000:]
-    return {"dir": sweep_dir, "root": root, "interrupted": interrupted, "rc1": first.returncode,
-            "out1": out1, "completed_before_resume": before, "out2": out2}
+from tests.sweep.conftest import NAME, SMOKE
 
 
 def test_resume_after_sigint_completes(smoke_sweep):
@@ -110,7 +64,7 @@ def test_optuna_study_holds_the_sweep_trials_once(smoke_sweep):
 
 def test_best_copies_a_loadable_checkpoint_and_plots(smoke_sweep, tmp_path):
     out = str(tmp_path / "best")
-    assert main(["best", smoke_sweep["dir"], "--out", out]) == 0
+    assert main(["best", smoke_sweep["dir"], "--out", out, "--page-seeds", "0"]) == 0
     info = json.load(open(os.path.join(out, "best.json")))
     trials = load_trials(smoke_sweep["dir"], "eval/ndb", "min")
     assert info["value"] == min(t.best_value for t in trials)
@@ -219,7 +173,7 @@ def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, tmp_pat
     doc["final"] = {"top_k": 2, "n": 48, "ndb_k": 4, "bootstrap": 200, "replicates": 0}
     open(os.path.join(sweep, "sweep.yaml"), "w").write(yaml.safe_dump(doc))
     out = str(tmp_path / "best")
-    assert main(["best", sweep, "--final", "--out", out]) == 0
+    assert main(["best", sweep, "--final", "--out", out, "--page-seeds", "0"]) == 0
     doc = read_final(sweep)
     roles = [role for r in doc["evaluations"] for role in r["roles"]]
     assert {"top-1", "top-2", "baseline"} <= set(roles)
