@@ -126,7 +126,22 @@ def status_text(sweep: str, now: float | None = None) -> str:
     table = rows(sweep, spec, now)
     objectives = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objective_list)
     return (f"{head}{_stage(sweep, spec, len(table))}; objectives {objectives}; budget "
-            f"{spec.max_critic_steps} critic steps per trial\n{_table(table)}")
+            f"{spec.max_critic_steps} critic steps per trial{_saved(sweep, now)}\n"
+            f"{_table(table)}")
+
+
+def _saved(sweep: str, now: float | None) -> str:
+    """When Tune last saved the trial states (it saves them every few seconds to minutes,
+    so a trial that just started can still read PENDING); local directories only."""
+    if storage.is_uri(sweep):
+        return ""
+    import glob
+
+    saves = glob.glob(os.path.join(sweep, "experiment_state-*.json"))
+    if not saves:
+        return ""
+    age = (time.time() if now is None else now) - max(os.path.getmtime(p) for p in saves)
+    return f"; states as Tune saved them {age:.0f} s ago"
 
 
 def _done(sweep: str, spec: SweepSpec) -> bool:

@@ -18,13 +18,13 @@ from audiogan.sweep.results import load_trials
 from tests.sweep.conftest import NAME, browser_skip_reason
 
 pytestmark = pytest.mark.slow
+_REASON = browser_skip_reason()
+if _REASON:  # one line in `make test`'s summary (-ra), for the whole module
+    pytest.skip(f"browser checks skipped: {_REASON}", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def watched(smoke_sweep):
-    reason = browser_skip_reason()
-    if reason:
-        pytest.skip(f"browser checks skipped: {reason}")
     record = smoke_sweep["watch"]
     assert record is not None
     print(json.dumps({k: v for k, v in record.items() if k != "train_out"}, indent=1,
@@ -110,9 +110,6 @@ def test_watching_leaves_no_process_behind(watched):
 
 
 def test_sweep_page_opens_from_disk_with_players(smoke_sweep, tmp_path):
-    reason = browser_skip_reason()
-    if reason:
-        pytest.skip(f"browser checks skipped: {reason}")
     from audiogan.watch import pages, procs
     from audiogan.watch.browser import Browser
 
