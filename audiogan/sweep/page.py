@@ -29,7 +29,8 @@ th { background: #eee; }
 img.plot { max-width: 100%; margin: 0.5em 0; }
 .samples { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; }
-figure img { width: 320px; height: 110px; object-fit: fill; display: block; image-rendering: pixelated; }
+figure img { width: 320px; height: 110px; object-fit: fill; display: block;
+             image-rendering: pixelated; }
 .note { color: #666; font-style: italic; }
 """
 
@@ -121,6 +122,7 @@ def write_sweep_page(out: str, board: Any, info: dict[str, Any], plots: Sequence
         for name in files:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
-                storage.write_bytes_atomic(storage.join(out, os.path.relpath(path, local)), f.read())
+                data = f.read()
+            storage.write_bytes_atomic(storage.join(out, os.path.relpath(path, local)), data)
     shutil.rmtree(local, ignore_errors=True)
     return storage.join(out, PAGE_DIR, "index.html")

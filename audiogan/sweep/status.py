@@ -22,8 +22,7 @@ import yaml
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep.keys import (CRITIC_STEPS, FINAL_DIR, FINAL_FILE, SEARCH_DONE, SPEC_FILE,
-                                 TUNER_STATE)
+from audiogan.sweep.keys import FINAL_DIR, FINAL_FILE, SEARCH_DONE, SPEC_FILE, TUNER_STATE
 from audiogan.sweep.spec import SweepSpec, baseline_point, parse_spec
 
 

@@ -112,7 +112,8 @@ for (const c of document.querySelectorAll('card-view')) {
     return {text: c.innerText, charts: c.querySelectorAll('canvas, svg').length};
 }
 return null;"""
-    every_run = f"const t = document.body.innerText; return {json.dumps(runs)}.every(r => t.includes(r))"
+    every_run = (f"const t = document.body.innerText;"
+                 f" return {json.dumps(runs)}.every(r => t.includes(r))")
     deadline = time.monotonic() + timeout_s
     while True:  # the page lists the runs it found when it loaded: load it again for new ones
         b.open(f"{url}/#timeseries")

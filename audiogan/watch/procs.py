@@ -90,7 +90,8 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) 
         except (urllib.error.URLError, OSError):
             pass
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(f"{proc.args[:4]} exited with {proc.returncode} before {url} "
+                               "answered")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
         time.sleep(0.5)
