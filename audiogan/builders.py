@@ -10,7 +10,7 @@ The commands (`train`, `sweep`, `evaluate`, `sample`) and the training loop hold
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -48,17 +48,9 @@ def train_config_from_args(args: argparse.Namespace) -> Config:
 
 def config_file(path: str) -> Config:
     """A resolved config file (YAML or JSON), validated; one-line errors."""
-    import yaml
-
     from audiogan import storage
 
-    if not storage.exists(path):
-        raise UserError(f"config file '{path}' not found")
-    try:
-        raw = yaml.safe_load(storage.read_bytes(path).decode())
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file '{path}' is not valid YAML: "
-                        f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+    raw = storage.read_yaml(path, "config file")
     if not isinstance(raw, dict) or "preset" not in raw:
         raise UserError(f"config file '{path}' is not a resolved config (no 'preset' key)")
     return Config.from_dict(raw).validate()
@@ -72,29 +64,56 @@ def _check_classes(cfg: Config, n_classes: int) -> None:
 
 def build_generator(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) -> nn.Module:
     """The family's generator; `n_classes` is the label map's size when conditional."""
-    from audiogan.models import PianoGenerator, SpecGenerator, network_shape
+    from audiogan.models import PianoGenerator, SpecGenerator
 
     family = cfg.model.family
-    channels = network_shape(family, example_shape)[0]
+    channels = _channels(cfg, example_shape)
     _check_classes(cfg, n_classes)
     kwargs = {"d": cfg.model.d, "latent_dim": cfg.model.latent_dim, "n_classes": n_classes,
               "upsample": cfg.model.upsample, "channels": channels}
-    net = PianoGenerator(**kwargs) if family == "pianogan" else SpecGenerator(**kwargs)
-    return _memory_format(cfg, net)
+    if family == "pianogan":
+        return PianoGenerator(**kwargs, pitch_keys=_pitch_keys(cfg))
+    return _memory_format(cfg, SpecGenerator(**kwargs))
 
 
 def build_critic(cfg: Config, example_shape: Sequence[int], n_classes: int = 0) -> nn.Module:
     """The family's critic (a projection critic when conditional)."""
-    from audiogan.models import PianoCritic, SpecCritic, network_shape
+    from audiogan.models import PianoCritic, SpecCritic
 
     family = cfg.model.family
-    channels = network_shape(family, example_shape)[0]
+    channels = _channels(cfg, example_shape)
     _check_classes(cfg, n_classes)
     if family == "pianogan":
         return PianoCritic(d=cfg.model.d, phase_shuffle=cfg.model.phase_shuffle,
-                           n_classes=n_classes)
+                           n_classes=n_classes, channels=channels)
     return _memory_format(cfg, SpecCritic(d=cfg.model.d, n_classes=n_classes,
                                           channels=channels))
+
+
+def _pitch_keys(cfg: Config) -> int:
+    from audiogan.pitch import n_keys
+
+    return n_keys(cfg.data.pitch_min, cfg.data.pitch_max) if cfg.model.pitch == "onehot" else 0
+
+
+def _channels(cfg: Config, example_shape: Sequence[int]) -> int:
+    """The networks' channels: the data's, or one per key + step + duration (one-hot pitch)."""
+    from audiogan.models import network_shape
+    from audiogan.pitch import TIME_CHANNELS
+
+    channels = network_shape(cfg.model.family, example_shape)[0]  # also checks the shape
+    keys = _pitch_keys(cfg)
+    return keys + TIME_CHANNELS if keys else channels
+
+
+def build_batch_encoder(cfg: Config) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What real batches go through before the critic: one-hot pitch, or nothing."""
+    if cfg.model.pitch != "onehot":
+        return None
+    from audiogan.pitch import OneHotPitch
+
+    return OneHotPitch(pitch_center=cfg.data.pitch_center, pitch_scale=cfg.data.pitch_scale,
+                       pitch_min=cfg.data.pitch_min, pitch_max=cfg.data.pitch_max).encode
 
 
 def _memory_format(cfg: Config, net: nn.Module) -> nn.Module:

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--labels", default=None,
                    help="conditional models: classes to sample, e.g. 0-9 (digits), "
-                        "'Chopin,Bach' or 0,2 (composers); every seed for every label")
+                        "'Chopin,Bach' or 0,2 (composers), all; every seed for every label")
 
     p = add("evaluate", "mode-collapse metrics of a checkpoint, real floor beside")
     p.add_argument("checkpoint")

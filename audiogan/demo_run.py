@@ -57,7 +57,8 @@ def stages(out: str) -> list[Stage]:
                                os.path.join(best_p, "samples"), "--seeds", "0-3"),
               os.path.join(best_p, "samples", "samples.json"), ("best-piano",)),
         Stage("sample-digits", ("sample", os.path.join(best_s, "checkpoint"), "--out",
-                                os.path.join(best_s, "samples"), "--seeds", "0-15"),
+                                os.path.join(best_s, "samples"), "--seeds", "0-2",
+                                "--labels", "0-9"),  # conditional: a grid row per digit
               os.path.join(best_s, "samples", "samples.json"), ("best-digits",)),
     ]
 

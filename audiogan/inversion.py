@@ -35,6 +35,8 @@ import torch
 
 from audiogan.data import scaling, shards, spectro
 from audiogan.latent import latents_for_seeds
+from audiogan.models import PIANO_CHANNELS
+from audiogan.pitch import OneHotPitch
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class Space:
     def __init__(self, meta: dict[str, Any]) -> None:
         self.kind = meta["kind"]
         self.complex = shards.is_complex(meta)
+        self.onehot = OneHotPitch.from_scaling(meta["note_scaling"]) \
+            if self.kind == "notes" else None
         self.name = ("mean squared error of scaled notes" if self.kind == "notes" else
                      "L1 of normalised log magnitudes")
         if self.complex:
@@ -76,6 +80,8 @@ class Space:
             self.div = torch.tensor(np.asarray(lm["std"]) * lm["clip_std"], dtype=torch.float32)
 
     def project(self, out: torch.Tensor) -> torch.Tensor:
+        if self.onehot is not None and out.shape[1] != PIANO_CHANNELS:
+            return self.onehot.expected(out)  # one-hot pitch: compared as scaled notes
         if not self.complex:
             return out
         c = out.float() * self.unscale                    # compressed parts [N, 2, F, B]

@@ -29,6 +29,10 @@ Options (both families; the defaults above are the paper's and keep its paramete
              (+ n_classes * len(h) weights). The score stays one linear function of h, so
              WGAN-GP and R1 apply unchanged; each example's output depends only on its own
              (z, y) or (x, y).
+  pitch_keys = P > 0 (model.pitch onehot, PianoGAN): pitch as P key channels, so examples
+             are [P + 2, 256]; the generator's last layer ends in a softmax over the keys
+             and tanh on step and duration, the critic's first layer reads P + 2 channels
+             (audiogan.pitch).
   upsample = "nearest" (model.upsample): each transposed convolution becomes
              nearest-neighbour upsampling by its stride followed by a stride-1 convolution
              of the same kernel, 'same' padding (WaveGAN's `nn` option; Odena et al. 2016,
@@ -44,10 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiogan import pitch
 from audiogan.conv1d import GemmConv1d, GemmConvTranspose1d
+from audiogan.data.scaling import NOTE_FIELDS
 from audiogan.errors import UserError
 
-PIANO_CHANNELS = 3
+PIANO_CHANNELS = len(NOTE_FIELDS)  # pitch, step, duration
 PIANO_LENGTH = 256
 SPEC_SIZE = 128
 # Generator label embedding width: ample for tens of classes; N(0, 1) entries give it about
@@ -149,8 +155,11 @@ class _Generator(nn.Module):
         x = F.relu(self.dense(z)).view(z.shape[0], *shape)
         for i, layer in enumerate(self.up):
             x = layer(x)
-            x = torch.tanh(x) if i == len(self.up) - 1 else F.relu(x)
+            x = self._out(x) if i == len(self.up) - 1 else F.relu(x)
         return x
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x)
 
 
 class _Critic(nn.Module):
@@ -184,9 +193,12 @@ class _Critic(nn.Module):
 
 class PianoGenerator(_Generator):
     def __init__(self, *, d: int, latent_dim: int = 100, channels: int = PIANO_CHANNELS,
-                 n_classes: int = 0, upsample: str = "transpose") -> None:
+                 n_classes: int = 0, upsample: str = "transpose", pitch_keys: int = 0) -> None:
         super().__init__(latent_dim=latent_dim, n_classes=n_classes)
-        self.d = d
+        if pitch_keys and channels != pitch_keys + 2:
+            raise ValueError(f"one-hot pitch over {pitch_keys} keys needs {pitch_keys + 2} "
+                             f"channels, got {channels}")
+        self.d, self.pitch_keys = d, pitch_keys
         self.dense = nn.Linear(self.dense_in, 8 * d * 4)
         self.up = nn.ModuleList([_up1d(8 * d, 4 * d, upsample), _up1d(4 * d, 2 * d, upsample),
                                  _up1d(2 * d, channels, upsample)])
@@ -194,6 +206,9 @@ class PianoGenerator(_Generator):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self._run(z, labels, (8 * self.d, 4))
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        return pitch.activate(x, self.pitch_keys) if self.pitch_keys else torch.tanh(x)
 
 
 class PianoCritic(_Critic):

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from audiogan import storage
 from audiogan.report_final import final_lines
+from audiogan.report_train import train_speed_rows
 
 MODELS = (("pianogan", "PianoGAN (demo piano MIDI)"), ("spectogan", "SpectoGAN (demo spoken digits)"))
 
@@ -244,6 +245,7 @@ def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
                          "baseline": f"1 worker {sps['ray_1_worker']:.2f} steps/s",
                          "ratio": r["speedup_2_over_1_workers"],
                          "target": _target(targets, "speedup_2_over_1_workers"), "date": date})
+        rows += train_speed_rows(d, date, _target)
     elif name == "sample":
         s = d.get("spectogan", {}).get("wall_clock", {})
         if s:
@@ -305,6 +307,8 @@ def write_results_index(results: str = "results") -> str:
              "- `reliability.md`: faults and bad input, what happened and what was lost.",
              "- `complex/`: the complex representation's and Griffin-Lim's accuracy (SNR, the "
              "digit classifier after each round trip) and the Griffin-Lim momentum default.",
+             "- `quality/`: the listening metrics' classifier, the recipe ablation (table, "
+             "plot, every row's pictures) and what the samples look like.",
              ""]
     path = os.path.join(results, "README.md")
     storage.write_bytes_atomic(path, "\n".join(lines).encode())

@@ -34,12 +34,14 @@ import logging
 import os
 import re
 import time
+import unicodedata
 from typing import Any
 
 import numpy as np
 import torch
 
-from audiogan import storage
+from audiogan import plots, storage
+from audiogan.config import FIXED_SPECTROGRAM
 from audiogan.data import shards
 from audiogan.data.audio import SAMPLE_RATE
 from audiogan.errors import UserError
@@ -48,7 +50,6 @@ from audiogan.latent import interpolate, labels_for_seeds, latents_for_seeds, lo
 log = logging.getLogger(__name__)
 
 BATCH = 64
-PIANO_ROLL_FPS = 50
 MAX_GRID = 64
 
 
@@ -95,52 +96,10 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def _piano_roll_png(pm: Any) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    roll = pm.get_piano_roll(fs=PIANO_ROLL_FPS)[21:109]  # piano range, rows = pitches
-    buf = io.BytesIO()
-    plt.imsave(buf, (roll > 0).astype(np.float32)[::-1] if roll.size else np.zeros((88, 1)),
-               cmap="gray_r", format="png")
-    return buf.getvalue()
-
-
-def _spectrogram_grid_png(logmag: np.ndarray, names: list[str], n_rows: int = 0) -> bytes:
-    """A grid of spectrograms: square-ish, or `n_rows` rows of equal length (one per label)
-    when given, each capped at MAX_GRID // n_rows columns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if n_rows:
-        per_row = len(logmag) // n_rows
-        rows, cols = n_rows, max(1, min(per_row, MAX_GRID // n_rows))
-        cells = [r * per_row + c if c < per_row else -1 for r in range(rows) for c in range(cols)]
-    else:
-        k = min(len(logmag), MAX_GRID)
-        cols = int(np.ceil(np.sqrt(k)))
-        rows = int(np.ceil(k / cols))
-        cells = [i if i < k else -1 for i in range(rows * cols)]
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2 * rows), squeeze=False)
-    for i, ax in zip(cells, axes.flat):
-        ax.axis("off")
-        if i >= 0:  # frames on x, frequency bins upward
-            ax.imshow(logmag[i].T, origin="lower", aspect="auto", cmap="magma")
-            ax.set_title(names[i], fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
                   griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
-                  grid_rows: int = 0, clip_s: float | None = None) -> tuple[list[str], str]:
+                  grid_rows: int = 0, row_names: list[str] | None = None,
+                  clip_s: float | None = None) -> tuple[list[str], str]:
     """MIDI/wav/PNG of network-layout samples x (wavs cut to `clip_s` s); (names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
@@ -158,7 +117,7 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
             audio, backend = render_midi(pm, sample_rate, backend)
             audio = audio[:keep]
             for suffix, data in ((".mid", buf.getvalue()), (".wav", wav_bytes(audio, sample_rate)),
-                                 (".png", _piano_roll_png(pm))):
+                                 (".png", plots.piano_roll_png(pm, name))):
                 storage.write_bytes_atomic(storage.join(out, name + suffix), data)
                 files.append(name + suffix)
         return files, backend
@@ -169,7 +128,11 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
                                    wav_bytes(clip[:keep], sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
-                               _spectrogram_grid_png(logmag, names, grid_rows))
+                               plots.spectrogram_grid_png(
+                                   logmag, names, sample_rate=sample_rate,
+                                   hop_length=FIXED_SPECTROGRAM["hop_length"],
+                                   n_fft=FIXED_SPECTROGRAM["n_fft"], n_rows=grid_rows,
+                                   max_cells=MAX_GRID, row_names=row_names))
     files.append("spectrograms.png")
     return files, backend
 
@@ -190,9 +153,10 @@ def spectrogram_audio(raw: np.ndarray, meta: dict[str, Any], *, griffin_lim_iter
                    f"{griffin_lim_momentum:g})", raw)
 
 
-def _slug(name: str) -> str:
-    """A class name as a file-name part ('Frédéric Chopin' -> 'Fr-d-ric-Chopin')."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "x"
+def slug(name: str) -> str:
+    """A class name as a file-name part ('Frédéric Chopin' -> 'Frederic-Chopin')."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-") or "x"
 
 
 def _from_latent_files(args: argparse.Namespace, latent_dim: int, label_map: Any,
@@ -219,7 +183,7 @@ def _from_latent_files(args: argparse.Namespace, latent_dim: int, label_map: Any
         raise UserError(f"a conditional model needs --labels with --latents: one class, or one "
                         f"per z ({len(z)}); inversion.json records each clip's class")
     y = torch.tensor(classes * len(z) if len(classes) == 1 else classes, dtype=torch.long)
-    return z, [f"{n}_{_slug(label_map.names[int(c)])}" for n, c in zip(names, y)], y, []
+    return z, [f"{n}_{slug(label_map.names[int(c)])}" for n, c in zip(names, y)], y, []
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -260,7 +224,7 @@ def cli_main(args: argparse.Namespace) -> int:
         if label_map is not None:
             label = classes[0] if classes else int(labels_for_seeds([a], label_map.probs)[0])
             y = torch.full((args.steps,), label, dtype=torch.long)
-            names = [f"{n}_{_slug(label_map.names[label])}" for n in names]
+            names = [f"{n}_{slug(label_map.names[label])}" for n in names]
             record["interpolate"]["label"] = label_map.names[label]
     else:
         seeds = parse_seeds(args.seeds, args.n)
@@ -275,14 +239,16 @@ def cli_main(args: argparse.Namespace) -> int:
                 grid_rows = len(classes)
             z = latents_for_seeds([s for s, _ in pairs], latent_dim)
             y = torch.tensor([c for _, c in pairs], dtype=torch.long)
-            names = [f"seed_{s:04d}_{_slug(label_map.names[c])}" for s, c in pairs]
+            names = [f"seed_{s:04d}_{slug(label_map.names[c])}" for s, c in pairs]
     if label_map is not None:
         record["labels"] = [label_map.names[int(c)] for c in y]
     x = generate(generator, z, y)
     files, backend = write_samples(x, names, meta, args.out,
                                    griffin_lim_iters=cfg.data.griffin_lim_iters,
                                    griffin_lim_momentum=cfg.data.griffin_lim_momentum,
-                                   grid_rows=grid_rows)
+                                   grid_rows=grid_rows,
+                                   row_names=[label_map.names[c] for c in classes]
+                                   if grid_rows else None)
     record.update({
         "checkpoint": os.path.abspath(args.checkpoint) if not storage.is_uri(args.checkpoint)
         else args.checkpoint,

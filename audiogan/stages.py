@@ -39,6 +39,16 @@ def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _record(stamp_path: str, name: str, stamp: str) -> None:
+    """Add one stamp to the file as it is now: two plans sharing a work directory (say, two
+    phases of an experiment at once) keep each other's stamps."""
+    with storage.exclusive_lock(stamp_path + ".lock"):  # read-modify-write, one at a time
+        on_disk = storage.read_json(stamp_path) if os.path.exists(stamp_path) else {}
+        on_disk.pop(name, None)
+        on_disk[name] = stamp
+        storage.write_json_atomic(stamp_path, on_disk)
+
+
 def run_stages(plan: Sequence[Stage], stamp_path: str, *, concurrency: int = 1,
                python: str = sys.executable,
                prepare: Callable[[Stage], list[str]] | None = None) -> dict[str, float]:
@@ -87,7 +97,7 @@ def run_stages(plan: Sequence[Stage], stamp_path: str, *, concurrency: int = 1,
             stage = plan[names[name] - 1]
             stamps.pop(name, None)
             stamps[name] = _stamp(stage, stamps)
-            storage.write_json_atomic(stamp_path, stamps)
+            _record(stamp_path, name, stamps[name])
             done.add(name)
             print(f"    {name} done in {seconds[name]:.1f} s", flush=True)
     return seconds

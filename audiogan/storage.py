@@ -6,12 +6,14 @@ publish an object only when its upload completes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import tempfile
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow.fs as pafs
 
@@ -107,6 +109,20 @@ def read_json(path: str) -> Any:
     return json.loads(read_bytes(path).decode())
 
 
+def read_yaml(path: str, what: str) -> Any:
+    """A YAML (or JSON) file's document, safely loaded; a missing file or a parse error is
+    one line naming `what` ("sweep spec", "config file")."""
+    import yaml
+
+    if not exists(path):
+        raise UserError(f"{what} '{path}' not found")
+    try:
+        return yaml.safe_load(read_bytes(path).decode())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "parse error"
+        raise UserError(f"{what} '{path}' is not valid YAML: {first}") from None
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
@@ -115,6 +131,18 @@ def delete_dir(path: str) -> None:
     fs, p = resolve(path)
     if fs.get_file_info(p).type != pafs.FileType.NotFound:
         fs.delete_dir(p)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Hold an flock on the local file `path` (created if missing) for the block: one
+    process at a time on this machine. Closing the descriptor releases it, also on a crash."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def tmp_name() -> str:

@@ -27,12 +27,13 @@ def ray_cluster():
         # a controller died, and without it a TorchTrainer run inside a Tune trial leaves its
         # placement group behind, holding every CPU (later Train runs then wait forever).
         # The port is pinned for the same reason (see cluster.start.pin_dashboard_port).
-        from audiogan.cluster.start import pin_dashboard_port
+        from audiogan.cluster.start import dashboard_port_lock, pin_dashboard_port
 
-        ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-                 dashboard_port=pin_dashboard_port(),
-                 _temp_dir=os.path.join(_TMP_ROOT, "ray"), log_to_driver=False,
-                 configure_logging=False)
+        with dashboard_port_lock():
+            ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+                     dashboard_port=pin_dashboard_port(),
+                     _temp_dir=os.path.join(_TMP_ROOT, "ray"), log_to_driver=False,
+                     configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -89,9 +89,36 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
         "implementation": "librosa.griffinlim", "clips": 64, "settings": {"n_iter": 16},
         "librosa_s_per_batch": [1.5], "audiogan_s_per_batch": [0.25],
         "librosa_time_over_audiogan": 6.0}
+    full_row = {"d": 64, "batch_size": 64, "plain_s_per_step": 2.0, "product_s_per_step": 2.1,
+                "plain_share_of_matmul": 0.5, "product_share_of_matmul": 0.48,
+                "product_over_plain_share": 0.952}
+    data["train"]["full_presets"] = {
+        "matmul": {"n": 2048, "threads": 2, "gflop_s": 300.0},
+        "targets": {"spectogan_product_over_plain_share": ">= 0.919",
+                    "pianogan_share_over_onednn_share": ">= 1.818"},
+        "spectogan": {**full_row, "pairs": [{"product_over_plain": 0.97},
+                                            {"product_over_plain": 0.93}]},
+        "pianogan": {**full_row, "onednn_plain_s_per_step": 4.0,
+                     "onednn_plain_share_of_matmul": 0.25, "share_over_onednn_share": 2.0}}
+    alone = {"wall_steps_per_s": 3.0}
+    data["train"]["reporting"] = {
+        "report_every_s": 30.0, "targets": {"loss_to_reporting": "<= 0.0707",
+                                            "tune_over_standalone": ">= 0.808"},
+        "standalone": [{"preset": "pianogan-cpu", "n_critic": 1, "workers": 2, "loss": 0.01,
+                        "wall_steps_per_s": 2.9, "in_step_steps_per_s": 2.93}],
+        "tune": {"preset": "pianogan-cpu", "standalone": alone, "in_tune": {"wall_steps_per_s": 2.7},
+                 "tune_over_standalone": 0.9}}
+    data["train"]["precision"] = {
+        "targets": {"bf16_within_seed_spread": "within the spread (test)"},
+        "speed": {"spectogan-cpu": {"steps_per_s": {"fp32": 2.0, "bf16": 1.0, "compile": 2.2},
+                                    "bf16_over_fp32": 0.5, "compile_over_eager": 1.1,
+                                    "compile_warmup_s": 30.0}},
+        "bf16_check": {"steps": 300, "within": {"eval/ndb": True, "loss/wdist": False},
+                       "bf16_seconds_over_fp32": 2.0}}
     for name, d in data.items():
         json.dump(d, open(bench / f"{name}.json", "w"))
     index = open(write_results_index(str(tmp_path / "results"))).read()
+    assert "(median of 2 interleaved pairs, 0.93-0.97)" in index
     targets = {}
     for line in index.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -114,6 +141,12 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
     assert target(r"^sweep, 1-worker") == {"efficiency >= 0.777, overhead <= 8.88 s"}
     # No target recorded: the row says so instead of inventing one.
     assert target(r"^sweep, 2-worker") == {"(reported)"}
+    assert target(r"^train spectogan \(d=64, batch 64\): product") == {">= 0.919"}
+    assert target(r"^train pianogan \(d=64, batch 64\): plain loop") == {">= 1.818"}
+    assert target(r"^train pianogan-cpu n_critic 1, 2 worker\(s\).*lost to reporting") == {"<= 0.0707"}
+    assert target(r"^train pianogan-cpu: 2-worker trial inside Tune") == {">= 0.808"}
+    assert target(r"^train spectogan-cpu: bf16 autocast") == {"(reported)"}
+    assert target(r"^train spectogan-cpu 300 steps bf16: .*1 of 2") == {"within the spread (test)"}
 
 
 def test_bench_meets_reads_the_recorded_target_form():

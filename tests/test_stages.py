@@ -48,3 +48,20 @@ def test_a_failed_stage_stops_the_plan_with_one_line(tmp_path, fake_python):
     plan = [Stage("bad", ("fail",), str(tmp_path / "never"))]
     with pytest.raises(SystemExit, match="stage 'bad' failed"):
         run_stages(plan, str(tmp_path / "s.json"), python=fake_python)
+
+
+def test_two_plans_sharing_a_stamp_file_keep_each_others_stamps(tmp_path, fake_python):
+    """Both read the (empty) file at start; whichever finishes last used to write its own
+    view over the other's stamp, so that stage ran again next time."""
+    import json
+    import threading
+
+    stamps = str(tmp_path / "stamps.json")
+    plan = _plan(tmp_path)
+    other = threading.Thread(target=run_stages, args=([plan[0]], stamps),
+                             kwargs={"python": fake_python})
+    other.start()
+    run_stages([plan[2]], stamps, python=fake_python)
+    other.join()
+    assert set(json.loads(open(stamps).read())) == {"a", "c"}
+    assert run_stages([plan[0], plan[2]], stamps, python=fake_python) == {"a": 0.0, "c": 0.0}

@@ -120,28 +120,33 @@ def run(args: argparse.Namespace) -> str:
     # our own it found another Ray on the machine and removed a live run's group.
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     result: dict[str, Any] = {"quick": quick}
+    path = ""
     try:
         if "overhead" in parts:
             with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
                 result["presets"] = {p: bench_preset(p, quick, repeats, work) for p in PRESETS}
             result["notes"] = ("overhead: steps/s after warm-up, medians of interleaved "
                                "repeats; startup_s = fit() wall time minus the steady-state steps")
+            path = _write(args, result)  # each part lands as it finishes
         if "full" in parts:
             from audiogan.bench.train_full import bench_full
 
             with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
                 result["full_presets"] = bench_full(quick, work)
+                path = _write(args, result)  # each part lands as it finishes
         if "reporting" in parts:
             from audiogan.bench.train_reporting import bench_reporting
 
             result["reporting"] = bench_reporting(quick, work)
+            path = _write(args, result)  # each part lands as it finishes
         if "precision" in parts:
             from audiogan.bench.train_precision import bench_precision
 
             result["precision"] = bench_precision(quick, work, getattr(args, "source", None))
+            path = _write(args, result)  # each part lands as it finishes
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _write(args, result)
+    return path or _write(args, result)
 
 
 def _write(args: argparse.Namespace, result: dict[str, Any]) -> str:

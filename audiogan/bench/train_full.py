@@ -6,6 +6,10 @@ update), counted by `torch.utils.flop_counter.FlopCounterMode`; the step time of
 PyTorch loop (`wgan.train_step` in this process) and of the product (`audiogan train`'s
 TorchTrainer, 1 worker), both on THREADS threads; and each one's FLOP/s as a share of the
 fp32 matmul rate measured in the same process (an n x n matmul on the same threads).
+The plain loop and the product run in PAIRS interleaved pairs (plain, product, plain, ...),
+each pair with its own matmul rate: the machine's speed drifts by tens of percent over the
+minutes a SpectoGAN step pair takes (other tenants), so the ratio is the median of the
+pairs' ratios, never a ratio of runs minutes apart.
 
 PianoGAN also runs the plain loop with `audiogan.conv1d`'s GEMM form switched off (the
 oneDNN convolutions of before), and times each k25/s4 layer both ways at the preset's
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import statistics
 import time
 from typing import Any, Iterator
 
@@ -31,6 +36,7 @@ MATMUL_N = 2048
 TARGETS = {"spectogan_product_over_plain_share": ">= 0.95",
            "pianogan_share_over_onednn_share": ">= 1.2"}
 STEPS = {"spectogan": (1, 3), "pianogan": (2, 12)}   # (warm-up, timed) in the plain loop
+PAIRS = 3
 
 
 def matmul_rate(threads: int, n: int = MATMUL_N, repeats: int = 5) -> float:
@@ -143,22 +149,36 @@ def bench_full(quick: bool, work: str) -> dict[str, Any]:
         data = synthetic_dataset(os.path.join(work, f"full-{preset}"), kind, 128)
         warmup, timed = (1, 2) if quick else STEPS[preset]
         flops = step_flops(cfg, data)
-        plain = plain_seconds_per_step(cfg, data, warmup, timed)
-        # The product reports by time (the default): run long enough for 3 or more reports.
-        total = max(warmup + timed, math.ceil(2.5 * cfg.train.report_every_s / plain)) + 1
-        product = product_seconds_per_step(cfg, data, total, work)
+        pairs = []
+        for _ in range(1 if quick else PAIRS):
+            plain = plain_seconds_per_step(cfg, data, warmup, timed)
+            # The product reports by time (the default): run long enough for 3+ reports.
+            total = max(warmup + timed, math.ceil(2.5 * cfg.train.report_every_s / plain)) + 1
+            product = product_seconds_per_step(cfg, data, total, work)
+            pair = {"plain_s_per_step": plain, "product_s_per_step": product,
+                    "product_over_plain": plain / product,
+                    "matmul_gflop_s": matmul_rate(THREADS, 256 if quick else MATMUL_N)}
+            if preset == "pianogan":  # the convolutions before conv1d's GEMM form, same pair
+                with onednn_only():
+                    pair["onednn_plain_s_per_step"] = plain_seconds_per_step(cfg, data, warmup,
+                                                                             timed)
+                pair["share_over_onednn_share"] = pair["onednn_plain_s_per_step"] / plain
+            pairs.append(pair)
+        plain = statistics.median(p["plain_s_per_step"] for p in pairs)
+        product = statistics.median(p["product_s_per_step"] for p in pairs)
         row = {"d": cfg.model.d, "batch_size": cfg.optim.batch_size,
                "n_critic": cfg.loss.n_critic, "tflop_per_step": flops / 1e12,
                "plain_s_per_step": plain, "product_s_per_step": product,
                "plain_share_of_matmul": flops / plain / rate,
-               "product_share_of_matmul": flops / product / rate}
-        row["product_over_plain_share"] = plain / product
+               "product_share_of_matmul": flops / product / rate, "pairs": pairs}
+        row["product_over_plain_share"] = statistics.median(
+            p["product_over_plain"] for p in pairs)
         if preset == "pianogan":
-            with onednn_only():
-                before = plain_seconds_per_step(cfg, data, warmup, timed)
+            before = statistics.median(p["onednn_plain_s_per_step"] for p in pairs)
             row["onednn_plain_s_per_step"] = before
             row["onednn_plain_share_of_matmul"] = flops / before / rate
-            row["share_over_onednn_share"] = before / plain
+            row["share_over_onednn_share"] = statistics.median(
+                p["share_over_onednn_share"] for p in pairs)
             row["layers"] = layer_times(cfg, THREADS, 1 if quick else 3)
         out[preset] = row
     return out

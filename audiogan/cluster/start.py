@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import socket
+import tempfile
 from typing import Iterator
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def pin_dashboard_port() -> int:
     Ray: with a second Ray instance on the machine it raises, the cleaner's thread dies and
     the group keeps its CPUs forever (the next trial waits for them). Ray processes inherit
     this variable, so every State API call in this cluster goes to its own dashboard.
+    Call it inside `dashboard_port_lock` and start Ray before leaving it.
     """
     port = 0
     for candidate in (DEFAULT_DASHBOARD_PORT, 0):  # Ray's usual port when it is free
@@ -41,6 +43,26 @@ def pin_dashboard_port() -> int:
             break
     os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
     return port
+
+
+@contextlib.contextmanager
+def dashboard_port_lock() -> Iterator[None]:
+    """Hold a machine-wide lock from choosing the dashboard port until Ray has bound it.
+
+    The port is found free by binding and releasing it, and Ray's dashboard binds it
+    seconds later: two runs started in the same second both chose 8265 and one Ray failed
+    to start ("address already in use"). `ray.init` returns only once its dashboard has
+    published its address, so a lock held across both closes that window.
+    """
+    from audiogan.storage import exclusive_lock
+
+    path = os.path.join(tempfile.gettempdir(), f"audiogan-ray-start-{os.getuid()}.lock")
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path))
+        except OSError as exc:  # an unwritable temp dir: start unlocked, as before
+            log.warning("no dashboard port lock (%s); runs started at once may collide", exc)
+        yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +116,10 @@ def _init(address: str | None, num_cpus: int | None, dashboard: bool, log_to_dri
     # Ray nices its workers to 15 by default; on a shared machine that starves them next to
     # nice-0 processes (measured: 0.48x Pool(2) on maestro-mini under load).
     os.environ.setdefault("RAY_worker_niceness", "0")
-    extra = {"dashboard_port": pin_dashboard_port()} if dashboard else {}
-    ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-             include_dashboard=dashboard, dashboard_host="127.0.0.1", **extra,
-             log_to_driver=log_to_driver, configure_logging=False)
+    with dashboard_port_lock():
+        extra = {"dashboard_port": pin_dashboard_port()} if dashboard else {}
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+                 include_dashboard=dashboard, dashboard_host="127.0.0.1", **extra,
+                 log_to_driver=log_to_driver, configure_logging=False)
     if dashboard:
         log.info("Ray dashboard: %s (token: ~/.ray/auth_token)", os.environ["RAY_API_SERVER_ADDRESS"])

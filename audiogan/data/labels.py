@@ -73,7 +73,9 @@ class LabelMap:
         """`--labels` text -> class indices: a comma list of names (case-insensitive, or a
         unique part of one: 'chopin'), numbers and ranges 'A-B'. Numbers are the names
         themselves when the classes are numbers (digits: '3' is the digit 3, '0-9' all ten),
-        else class indices (composers: '0' is the most frequent)."""
+        else class indices (composers: '0' is the most frequent). 'all' is every class."""
+        if text.strip().lower() == "all":
+            return list(range(len(self)))
         numeric = all(n.isdigit() for n in self.names if n != OTHER)
         out: list[int] = []
         for token in (t.strip() for t in text.split(",")):

@@ -11,6 +11,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+# A note in the network layout: one channel each, scaled notes are [N, 3, window].
+NOTE_FIELDS = ("pitch", "step", "duration")
+
 
 def note_constants(data_cfg: Any) -> dict[str, float]:
     """The scaling constants recorded in the manifest and in every checkpoint."""

@@ -135,12 +135,22 @@ def to_network(raw: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
     return scaling.normalise_spec(raw, mean, std, norm["clip_std"])[:, None]
 
 
+def scaled_notes(x: np.ndarray, manifest_or_meta: dict[str, Any]) -> np.ndarray:
+    """Notes in the network layout -> scaled [N, 3, window]: a one-hot pitch generator's
+    [N, keys + 2, window] is decoded by argmax (audiogan.pitch); [N, 3, window] is kept."""
+    if np.shape(x)[1] == len(scaling.NOTE_FIELDS):
+        return np.asarray(x)
+    from audiogan.pitch import OneHotPitch  # torch: not for the data-only paths
+
+    return OneHotPitch.from_scaling(manifest_or_meta["note_scaling"]).decode(x)
+
+
 def from_network(x: np.ndarray, manifest_or_meta: dict[str, Any]) -> np.ndarray:
     """Network output -> raw examples (notes [N, window, 3]; log magnitudes [N, frames, bins];
     complex [N, 2, frames, bins])."""
     m = manifest_or_meta
     if m["kind"] == "notes":
-        return scaling.unscale_notes(np.swapaxes(x, -1, -2), m["note_scaling"])
+        return scaling.unscale_notes(np.swapaxes(scaled_notes(x, m), -1, -2), m["note_scaling"])
     if is_complex(m):
         return complex_spec.denormalise(np.asarray(x), m["normalisation"])
     norm = m["normalisation"]

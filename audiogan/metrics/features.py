@@ -45,5 +45,6 @@ def ndb_features(x_network: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
 
 def nn_features(x_network: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
     if manifest["kind"] == "notes":
-        return np.asarray(x_network, np.float32).reshape(len(x_network), -1)
+        x = shards.scaled_notes(x_network, manifest)
+        return np.asarray(x, np.float32).reshape(len(x), -1)
     return spectrogram_features(x_network)

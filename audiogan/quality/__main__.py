@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--work", required=True)
     r.add_argument("--fsdd", required=True)
     r.add_argument("--maestro", required=True)
-    r.add_argument("--phase", choices=["rows", "seeds", "long"], default="rows")
+    r.add_argument("--phase", choices=["rows", "seeds", "long", "samples"], default="rows")
     r.add_argument("--only", choices=list(BASE), action="append")
     r.add_argument("--concurrency", type=int, default=2)
     rep = sub.add_parser("report")

@@ -25,9 +25,13 @@ def _train_info(result: dict[str, Any]) -> tuple[Any, Any]:
     return meta.get("step"), meta.get("metrics", {}).get("time/train_s")
 
 
+# Every run name a family can have, in table order: the rows, their second seeds, long runs.
+RUN_NAMES = (*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond")
+
+
 def _rows(work: str, family: str) -> list[dict[str, Any]]:
     out = []
-    for name in [*ROWS, *(f"{r}-seed1" for r in ROWS), "long", "long-uncond"]:
+    for name in RUN_NAMES:
         result = final_scores(work, f"{family}-{name}")
         if result is None:
             continue
@@ -90,6 +94,133 @@ def _plot(tables: dict[str, list[dict[str, Any]]], path: str) -> None:
     plt.close(fig)
 
 
+def _copy_small(src: str, dst_stem: str) -> str:
+    """Copy a picture for the repository: spectrogram grids (noise-like texture, ~0.5-1 MB
+    as PNG) as JPEG quality 75 (~0.1 MB), piano rolls as they are; returns the suffix."""
+    if os.path.getsize(src) < 100_000:
+        _copy(src, dst_stem + ".png")
+        return ".png"
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(src).convert("RGB").save(buf, format="JPEG", quality=75, optimize=True)
+    storage.write_bytes_atomic(dst_stem + ".jpg", buf.getvalue())
+    return ".jpg"
+
+
+def _pictures(work: str, out: str) -> list[str]:
+    """Each row's samples (`--phase samples`), copied beside the table: the same seeds in
+    every row, so the rows can be compared by looking."""
+    lines: list[str] = []
+    for family in BASE:
+        for name in RUN_NAMES:
+            folder = os.path.join(work, "runs", f"{family}-{name}", "samples")
+            if family == "spectogan":
+                found = ["spectrograms.png"]
+            else:  # seed 0's roll (conditional runs: seed_0000_<class>.png)
+                found = sorted(f for f in os.listdir(folder) if f.startswith("seed_0000")
+                               and f.endswith(".png")) if os.path.isdir(folder) else []
+            if not found or not os.path.exists(os.path.join(folder, found[0])):
+                continue
+            os.makedirs(os.path.join(out, "pictures"), exist_ok=True)
+            target = os.path.join("pictures", f"{family}-{name}")
+            target += _copy_small(os.path.join(folder, found[0]), os.path.join(out, target))
+            if not lines:
+                lines += ["## Pictures", "",
+                          "`audiogan sample RUN --seeds 0-2 --labels 0-9` (conditional), "
+                          "`--seeds 0-11` (unconditional) or `--seeds 0-1` (piano; seed 0 "
+                          "shown), from each row's final checkpoint (EMA weights where the "
+                          "row has them).", ""]
+            lines += [f"### {family} {name}", "", f"![{family} {name}]({target})", ""]
+    return lines
+
+
+# The issue's targets for the long runs: (run, label, value(row), bound, "min"|"max").
+TARGETS = (
+    ("spectogan", "long-uncond", "IS / real IS", lambda r: r["is_ratio"], 0.66, "min"),
+    ("spectogan", "long", "cond_acc", lambda r: r["cond_acc"], 0.80, "min"),
+    ("spectogan", "long", "lowest digit's cond_acc", lambda r: r["cond_acc_min"], 0.6, "min"),
+    ("pianogan", "long", "NDB - floor", lambda r: r["ndb"] - r["ndb_floor"], 0.10, "max"),
+    ("pianogan", "long", "|note overlap - floor|",
+     lambda r: abs(r["note_overlap"] - r["note_overlap_floor"]), 0.03, "max"),
+    ("pianogan", "long", "|pc entropy - real| (bits)",
+     lambda r: abs(r["pc_entropy"] - r["pc_entropy_real"]), 0.10, "max"),
+)
+
+
+def _targets(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The long runs against the issue's targets: met, or missed by how much."""
+    lines = ["| run | measure | value | target | verdict |", "|---|---|---|---|---|"]
+    for family, run, label, value, bound, kind in TARGETS:
+        row = next((r for r in tables.get(family, []) if r["row"] == run), None)
+        if row is None:
+            continue
+        try:
+            v = value(row)
+        except (KeyError, TypeError):   # a metric the run did not report
+            continue
+        gap = bound - v if kind == "min" else v - bound
+        verdict = "met" if gap <= 0 else f"missed by {gap:.3f}"
+        sign = ">=" if kind == "min" else "<="
+        lines.append(f"| {family}-{run} | {label} | {v:.3f} | {sign} {bound} | {verdict} |")
+    return lines if len(lines) > 2 else []
+
+
+PIANO_WAVS_PER_CLASS, PIANO_WAV_S = 2, 8.0
+
+
+def committed_samples(work: str, out: str) -> list[str]:
+    """Copy the long runs' committed samples (`--phase samples`, seeds 0-9 for every class)
+    into OUT/samples/: digits/<digit>/seed_S.wav and the grid (a row per digit);
+    piano/<composer>/seed_S.mid and .png, and .wav for the first PIANO_WAVS_PER_CLASS seeds
+    of a class, cut to PIANO_WAV_S. Returns the report lines describing them."""
+    import soundfile as sf
+
+    from audiogan.sample import slug, wav_bytes
+
+    lines: list[str] = []
+    for family, kind in (("spectogan", "digits"), ("pianogan", "piano")):
+        src = os.path.join(work, "runs", f"{family}-long", "committed")
+        if not os.path.exists(os.path.join(src, "samples.json")):
+            continue
+        with open(os.path.join(src, "samples.json")) as f:
+            record = json.load(f)
+        dst = os.path.join(out, "samples", kind)
+        per_class: dict[str, int] = {}
+        for name, label, seed in zip(record["names"], record["labels"], record["seeds"]):
+            folder = os.path.join(dst, slug(label))
+            os.makedirs(folder, exist_ok=True)
+            stem = os.path.join(folder, f"seed_{seed:04d}")
+            if kind == "digits":
+                _copy(os.path.join(src, name + ".wav"), stem + ".wav")
+                continue
+            _copy(os.path.join(src, name + ".mid"), stem + ".mid")
+            _copy(os.path.join(src, name + ".png"), stem + ".png")
+            per_class[label] = per_class.get(label, 0) + 1
+            if per_class[label] <= PIANO_WAVS_PER_CLASS:
+                audio, rate = sf.read(os.path.join(src, name + ".wav"), dtype="float32")
+                storage.write_bytes_atomic(stem + ".wav",
+                                           wav_bytes(audio[:int(PIANO_WAV_S * rate)], rate))
+        if kind == "digits":
+            _copy_small(os.path.join(src, "spectrograms.png"), os.path.join(dst, "grid"))
+        storage.write_json_atomic(os.path.join(dst, "samples.json"), record)
+        lines += [f"- `samples/{kind}/`: `audiogan sample {family}-long --seeds 0-9 --labels "
+                  f"all` (step {record.get('step')}, {len(record['names'])} samples, seeds "
+                  "not picked)" + (": one folder per digit, `grid` has a row per digit"
+                                   if kind == "digits" else
+                                   f": one folder per composer class, MIDI and roll for "
+                                   f"each, wav ({PIANO_WAV_S:.0f} s) for seeds 0-"
+                                   f"{PIANO_WAVS_PER_CLASS - 1}")]
+    return lines
+
+
+def _copy(src: str, dst: str) -> None:
+    with open(src, "rb") as f:
+        storage.write_bytes_atomic(dst, f.read())
+
+
 def write_report(work: str, out: str) -> str:
     tables = {family: _rows(work, family) for family in BASE}
     tables = {k: v for k, v in tables.items() if v}
@@ -97,7 +228,7 @@ def write_report(work: str, out: str) -> str:
              "Every number is read from each row's final evaluation (`final.json`, written by "
              f"`audiogan evaluate RUN --n {FINAL_N} --ndb-k {FINAL_K}` on seeds disjoint from "
              "the training-time ones) and its checkpoint's meta. Rows add one step each; see "
-             "`audiogan/quality.py` for the exact overrides and the commands. SpectoGAN's "
+             "`audiogan/quality/plan.py` for the exact overrides and the commands. SpectoGAN's "
              "`is_ratio` and `cond_acc` are scored after the audio round trip by the robust "
              "classifier; floors are the held-out real split scored the same way.", ""]
     for family, rows in tables.items():
@@ -110,6 +241,13 @@ def write_report(work: str, out: str) -> str:
     if tables:
         _plot(tables, os.path.join(out, "ablation.png"))
         lines += ["![ablation](ablation.png)", ""]
+    targets = _targets(tables)
+    if targets:
+        lines += ["## Long runs against the targets", "", *targets, ""]
+    committed = committed_samples(work, out)
+    if committed:
+        lines += ["## Committed samples", "", *committed, ""]
+    lines += _pictures(work, out)
     path = os.path.join(out, "ablation.md")
     storage.write_bytes_atomic(path, "\n".join(lines).encode())
     return path

@@ -276,14 +276,7 @@ def probe_config(spec: SweepSpec) -> Config:
 
 
 def load_spec(path: str) -> SweepSpec:
-    if not storage.exists(path):
-        raise UserError(f"sweep spec '{path}' not found")
-    try:
-        raw = yaml.safe_load(storage.read_bytes(path).decode())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "parse error"
-        raise UserError(f"sweep spec '{path}' is not valid YAML: {first}") from None
-    return parse_spec(raw, where=f"'{path}'")
+    return parse_spec(storage.read_yaml(path, "sweep spec"), where=f"'{path}'")
 
 
 def spec_to_yaml(spec: SweepSpec, extra: Mapping[str, Any] | None = None) -> str:

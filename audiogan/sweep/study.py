@@ -92,8 +92,20 @@ def open_storage(url: str) -> Any:
     if sqlite_path(url) is None:
         return optuna.storages.RDBStorage(url)
     prepare(url)
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs={"connect_args": {"timeout": BUSY_TIMEOUT_S}})
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": BUSY_TIMEOUT_S}})
+        except OperationalError as e:
+            # Optuna creates the schema check-then-create; a reader opening the file at the
+            # same moment (optuna-dashboard, a script) creates it too, and one of the two
+            # fails with "table ... already exists". The schema is complete on the next try.
+            if "already exists" not in str(e) or attempt == 2:
+                raise
+            log.info("study schema created concurrently by another reader; opening again")
+    raise AssertionError("unreachable")
 
 
 def backup(url: str, target: str) -> bool:

@@ -88,6 +88,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     loss_spec = builders.build_loss_spec(cfg)
     loss_keys = loss_spec.keys
     random.batches.memory_format = builders.memory_format(cfg)
+    random.batches.encode = builders.build_batch_encoder(cfg)
     precision = builders.build_precision(cfg, device)
     scalers = builders.build_scalers(cfg, device)
     state = TrainState(generator, critic, opt_g, opt_d, random,

@@ -18,7 +18,7 @@ identical.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -42,6 +42,9 @@ class Batches:
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.x, self.batch_size, self.gen, self.device = x, batch_size, gen, device
         self.labels, self.memory_format = labels, memory_format
+        # Applied to each drawn batch on its device (one-hot pitch: builders.build_batch_encoder);
+        # the examples stay in the data's compact layout.
+        self.encode: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.perm = torch.randperm(len(x), generator=gen)
         self.pos = 0
 
@@ -56,6 +59,8 @@ class Batches:
             self.pos += self.batch_size
         labels = None if self.labels is None else self.labels[idx].to(self.device)
         x = self.x[idx].to(self.device, non_blocking=True)
+        if self.encode is not None:
+            x = self.encode(x)
         return x.contiguous(memory_format=self.memory_format), labels
 
     def state_dict(self) -> dict[str, Any]:

@@ -302,10 +302,16 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     job_id = f"audiogan-nodeloss-{os.getpid()}-{int(time.time())}"
     t0 = time.monotonic()
     # Every step takes >= 0.1 s however quiet the machine: the kill lands mid-run.
-    runtime_env = {"env_vars": {"AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": 0.1})}}
+    # The code ships as a `local://` working dir: the fake nodes share this machine's session
+    # dir, and each node's runtime-env agent deletes and re-unpacks an uploaded package when
+    # it first sets the job's env up (`overwrite=True`), so a node joining mid-run deleted
+    # the driver's package under it (ModuleNotFoundError on a lazy import). Nodes with their
+    # own disks never share that dir; shipping code by upload is the scale-out test's subject.
+    runtime_env = {"working_dir": f"local://{wd}",
+                   "env_vars": {"AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": 0.1})}}
     submit = subprocess.run(
         [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
-         "--working-dir", str(wd), "--runtime-env-json", json.dumps(runtime_env), "--",
+         "--runtime-env-json", json.dumps(runtime_env), "--",
          "sh", "-c", f"cd {root} && exec {sys.executable} -m audiogan sweep {spec_path} "
                      f"--data {data} --storage {sweeps} --name nl"],
         env=head.job_env(), capture_output=True, text=True, timeout=120)

@@ -56,6 +56,7 @@ def test_parse_labels_by_name_part_and_index():
                   RANKED_RULE, {}, (5, 4, 3, 2))
     assert lm.parse("chopin, Bach") == [0, 1]
     assert lm.parse("2") == [2] and lm.parse("0-1") == [0, 1] and lm.parse("other") == [3]
+    assert lm.parse("all") == [0, 1, 2, 3] and lm.parse(" ALL ") == [0, 1, 2, 3]
     for bad in ("Mozart", "9", "F"):   # 'F' is part of two names
         with pytest.raises(UserError, match="--labels"):
             lm.parse(bad)

@@ -89,7 +89,10 @@ def test_inversion_recovers_a_known_z(spec_ckpt):
 
 @pytest.fixture(scope="module")
 def spec_ckpt(spec_data, tmp_path_factory) -> str:
-    return _checkpoint(str(tmp_path_factory.mktemp("sck") / "ckpt"), "spectogan-cpu", spec_data)
+    # Transposed convolutions (the preset now upsamples by nearest neighbour): the known-z
+    # recovery below is calibrated on this tiny network's loss surface.
+    return _checkpoint(str(tmp_path_factory.mktemp("sck") / "ckpt"), "spectogan-cpu", spec_data,
+                       {"model.upsample": "transpose"})
 
 
 def test_invert_cli_files_rejects_and_sampling_from_latents(spec_ckpt, tmp_path, capsys):
@@ -129,8 +132,13 @@ def test_invert_cli_files_rejects_and_sampling_from_latents(spec_ckpt, tmp_path,
     # --interpolate-latents: its ends are the two recordings' latents.
     assert cli.main(["sample", spec_ckpt, "--out", w, "--interpolate-latents",
                      str(tmp_path / "three.npy"), str(tmp_path / "four.npy"), "--steps", "3"]) == 0
-    assert np.array_equal(sf.read(os.path.join(w, "interp_three_four_02.wav"))[0],
-                          sf.read(os.path.join(a, "seed_0004.wav"))[0])
+    # Within 30 dB SNR, not bit-equal: 3 interpolation points and 2 seeds are different
+    # batches, and with 2 threads Griffin-Lim's momentum carries the batch's ulp-level
+    # rounding into the waveform (as in test_sample's conditional test). Run alone this
+    # failed bit-equality by up to 0.0027; inside the full suite it had passed.
+    end, four = (sf.read(os.path.join(d, n))[0] for d, n in
+                 ((w, "interp_three_four_02.wav"), (a, "seed_0004.wav")))
+    assert 10 * np.log10(np.sum(four ** 2) / max(np.sum((end - four) ** 2), 1e-20)) >= 30
     # One-line errors: a wrong shape, two modes at once, MIDI for a spectrogram model.
     np.save(tmp_path / "wrong.npy", np.zeros(7))
     for argv in (["--latents", str(tmp_path / "wrong.npy")],
@@ -140,8 +148,9 @@ def test_invert_cli_files_rejects_and_sampling_from_latents(spec_ckpt, tmp_path,
     assert "inverts --audio files" in capsys.readouterr().err
 
 
-def test_invert_piano_windows_and_pitch_match(note_data, tmp_path):
-    ckpt = _checkpoint(str(tmp_path / "pc"), "pianogan-cpu", note_data)
+@pytest.mark.parametrize("pitch", ["scalar", "onehot"])
+def test_invert_piano_windows_and_pitch_match(note_data, tmp_path, pitch):
+    ckpt = _checkpoint(str(tmp_path / "pc"), "pianogan-cpu", note_data, {"model.pitch": pitch})
     pm = pretty_midi.PrettyMIDI(resolution=960)
     inst = pretty_midi.Instrument(0)
     inst.notes = [pretty_midi.Note(80, 40 + i % 40, 0.1 * i, 0.1 * i + 0.3) for i in range(600)]

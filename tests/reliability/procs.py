@@ -91,6 +91,7 @@ class Command:
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[tuple[float, str]] = []
+        self.elapsed_s: float | None = None  # start to exit, set by wait()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -118,6 +119,7 @@ class Command:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"still running after {timeout_s} s:\n{self.output[-3000:]}")
         self._reader.join(timeout=10)
+        self.elapsed_s = time.monotonic() - self.t0
         return rc
 
     def signal(self, sig: int) -> None:

@@ -117,3 +117,23 @@ def test_spec_round_trips_through_its_dict():
                            final={"n": 500, "ndb_k": 20, "replicates": 3}, baseline=True))
     again = parse_spec(spec.to_dict())  # what every trial re-parses
     assert again == spec and again.multi_objective and again.metric == "eval/ndb"
+
+
+def test_every_committed_sweep_loads_and_its_baseline_is_the_papers_recipe():
+    """The presets have moved on (spectogan-cpu is now R1); sweeps that depend on the old
+    values pin them, and a baseline trial is still the paper's recipe."""
+    import glob
+    import os
+
+    from audiogan.sweep.spec import load_spec
+
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(SMOKE), "*.yaml")))
+    assert len(paths) >= 10
+    for path in paths:
+        spec = load_spec(path)  # parses and checks (an inconsistent baseline is an error)
+        cfg = trial_config(spec, baseline_point(spec) if spec.baseline else {})
+        if spec.baseline:
+            assert (cfg.loss.kind, cfg.model.upsample, cfg.train.ema_decay) == (
+                "wgan-gp", "transpose", 0.0), path
+    demo = load_spec(os.path.join(os.path.dirname(SMOKE), "spectogan-demo.yaml"))
+    assert demo.metric == "eval/cond_acc" and trial_config(demo, {}).model.conditional

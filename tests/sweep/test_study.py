@@ -7,6 +7,7 @@ import os
 import sqlite3
 
 import optuna
+import pytest
 
 from audiogan.sweep import study
 
@@ -46,3 +47,33 @@ def test_study_lives_locally_and_is_copied_and_restored(tmp_path, monkeypatch):
     assert study.restore(live, copy)
     assert not study.restore(live, copy)  # a live file is never overwritten
     assert len(optuna.load_study(study_name="x", storage=live).trials) == 4
+
+
+def test_a_reader_creating_the_schema_at_the_same_moment_does_not_fail_the_sweep(tmp_path,
+                                                                                monkeypatch):
+    """optuna-dashboard (or any load_study) opening the file as the sweep starts creates the
+    schema too; the loser of that race sees "table ... already exists" and opens again."""
+    from sqlalchemy.exc import OperationalError
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    class Racing(real):
+        def __init__(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                real(*args, **kwargs)  # the other reader wins: the schema now exists
+                raise OperationalError("CREATE TABLE studies", {},
+                                       Exception("table studies already exists"))
+            super().__init__(*args, **kwargs)
+
+    class Broken(real):
+        def __init__(self, *args, **kwargs):
+            raise OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    s = optuna.create_study(study_name="x", storage=study.open_storage(url))
+    assert len(calls) == 2 and s.study_name == "x"
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Broken)
+    with pytest.raises(OperationalError):  # any other database error is not retried
+        study.open_storage(url)

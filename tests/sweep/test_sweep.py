@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -12,6 +13,7 @@ import yaml
 
 from audiogan.sweep import best as best_mod
 from audiogan.cli import main
+from audiogan.sweep.keys import TUNER_STATE
 from audiogan.sweep.results import load_trials, stopped_early
 from audiogan.sweep.spec import load_spec, parse_spec
 from tests.sweep.conftest import NAME, SMOKE
@@ -117,7 +119,9 @@ def _fake_spec(**extra):
 def test_asha_stops_early_and_best_uses_all_evaluations(ray_cluster, notes_data, tmp_path):
     from audiogan.sweep import run_sweep
 
-    spec = _fake_spec()
+    # One trial at a time: ASHA's decisions then follow from the sampled points alone, not
+    # from which of two concurrent trials reaches a rung first (a loaded machine reorders them).
+    spec = _fake_spec(max_concurrent_trials=1)
     sweep_dir = str(tmp_path / "fake")
     assert run_sweep(spec, notes_data, sweep_dir, "fake", loop="tests.sweep.fake_loop:train_loop") == 0
     trials = load_trials(sweep_dir, "eval/ndb", "min")

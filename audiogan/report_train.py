@@ -1,0 +1,101 @@
+"""The training-speed rows of the results table (issue 15's parts of `results/bench/train.json`):
+full presets against the matmul rate, reporting cost, a 2-worker trial inside Tune, precision
+and compile. Every figure and target is read from the JSON, never retyped here."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Target = Callable[[dict[str, Any] | None, str], str]
+
+
+def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    targets, mm = full.get("targets"), full.get("matmul", {})
+    ref = f"{mm.get('n')}² fp32 matmul, {mm.get('threads')} threads: {mm.get('gflop_s', 0):.0f} GFLOP/s"
+    s = full.get("spectogan")
+
+    def spread(row: dict[str, Any], key: str) -> str:  # the pairs behind a median ratio
+        pairs = row.get("pairs") or []
+        if len(pairs) < 2:
+            return ""
+        values = sorted(p[key] for p in pairs)
+        return f" (median of {len(pairs)} interleaved pairs, {values[0]:.2f}-{values[-1]:.2f})"
+
+    if s:
+        rows.append({"measure": f"train spectogan (d={s['d']}, batch {s['batch_size']}): product "
+                                f"{s['product_s_per_step']:.1f} s/step, "
+                                f"{s['product_share_of_matmul']:.2f} of matmul rate ({ref})",
+                     "baseline": f"plain PyTorch loop {s['plain_s_per_step']:.1f} s/step, "
+                                 f"{s['plain_share_of_matmul']:.2f} of matmul rate"
+                                 + spread(s, "product_over_plain"),
+                     "ratio": s["product_over_plain_share"],
+                     "target": target(targets, "spectogan_product_over_plain_share"),
+                     "date": date})
+    p = full.get("pianogan")
+    if p:
+        rows.append({"measure": f"train pianogan (d={p['d']}, batch {p['batch_size']}): plain loop "
+                                f"{p['plain_s_per_step']:.2f} s/step, "
+                                f"{p['plain_share_of_matmul']:.2f} of matmul rate ({ref})",
+                     "baseline": f"oneDNN convolutions only {p['onednn_plain_s_per_step']:.2f} "
+                                 f"s/step, {p['onednn_plain_share_of_matmul']:.2f}"
+                                 + spread(p, "share_over_onednn_share"),
+                     "ratio": p["share_over_onednn_share"],
+                     "target": target(targets, "pianogan_share_over_onednn_share"), "date": date})
+        rows.append({"measure": f"train pianogan: product {p['product_s_per_step']:.2f} s/step",
+                     "baseline": f"plain loop {p['plain_s_per_step']:.2f} s/step",
+                     "ratio": p["product_over_plain_share"], "target": target(None, ""),
+                     "date": date})
+    return rows
+
+
+def _reporting_rows(rep: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    targets = rep.get("targets")
+    for r in rep.get("standalone", []):
+        rows.append({"measure": f"train {r['preset']} n_critic {r['n_critic']}, {r['workers']} "
+                                f"worker(s), report every {rep.get('report_every_s')} s: wall "
+                                f"{r['wall_steps_per_s']:.2f} steps/s, share lost to reporting",
+                     "baseline": f"in-step {r['in_step_steps_per_s']:.2f} steps/s",
+                     "ratio": r["loss"], "target": target(targets, "loss_to_reporting"),
+                     "date": date})
+    t = rep.get("tune")
+    if t:
+        rows.append({"measure": f"train {t['preset']}: 2-worker trial inside Tune "
+                                f"{t['in_tune']['wall_steps_per_s']:.2f} wall steps/s",
+                     "baseline": f"the same run standalone "
+                                 f"{t['standalone']['wall_steps_per_s']:.2f} steps/s",
+                     "ratio": t["tune_over_standalone"],
+                     "target": target(targets, "tune_over_standalone"), "date": date})
+    return rows
+
+
+def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for preset, r in prec.get("speed", {}).items():
+        sps = r["steps_per_s"]
+        rows.append({"measure": f"train {preset}: bf16 autocast {sps['bf16']:.2f} steps/s",
+                     "baseline": f"fp32 {sps['fp32']:.2f} steps/s", "ratio": r["bf16_over_fp32"],
+                     "target": target(None, ""), "date": date})
+        rows.append({"measure": f"train {preset}: torch.compile {sps['compile']:.2f} steps/s "
+                                f"(compile warm-up {r['compile_warmup_s']:.1f} s)",
+                     "baseline": f"eager {sps['fp32']:.2f} steps/s",
+                     "ratio": r["compile_over_eager"], "target": target(None, ""), "date": date})
+    q = prec.get("bf16_check")
+    if q:
+        inside = sum(bool(v) for v in q["within"].values())
+        rows.append({"measure": f"train spectogan-cpu {q['steps']} steps bf16: compared values "
+                                f"within the fp32 seed spread ({inside} of {len(q['within'])}: "
+                                + ", ".join(f"{k} {'yes' if v else 'no'}"
+                                            for k, v in q["within"].items()) + ")",
+                     "baseline": "fp32, seeds 0 and 1", "ratio": q["bf16_seconds_over_fp32"],
+                     "target": target(prec.get("targets"), "bf16_within_seed_spread"),
+                     "date": date})
+    return rows
+
+
+def train_speed_rows(d: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    """Rows for the sections `audiogan bench train --parts full,reporting,precision` wrote."""
+    return (_full_rows(d.get("full_presets", {}), date, target)
+            + _reporting_rows(d.get("reporting", {}), date, target)
+            + _precision_rows(d.get("precision", {}), date, target))
