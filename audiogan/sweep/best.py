@@ -167,6 +167,9 @@ def _final_stage(args: argparse.Namespace, sweep: str, spec: SweepSpec,
 
 
 def cli_main(args: argparse.Namespace) -> int:
+    page_seeds = getattr(args, "page_seeds", 4)
+    if page_seeds < 0:
+        raise UserError(f"--page-seeds must be >= 0, got {page_seeds}")
     sweep = args.sweep if storage.is_uri(args.sweep) else os.path.abspath(args.sweep)
     if not storage.is_dir(sweep):
         raise UserError(f"sweep '{args.sweep}' not found")
@@ -223,7 +226,7 @@ def cli_main(args: argparse.Namespace) -> int:
         for p in paths:
             with open(p, "rb") as f:
                 storage.write_bytes_atomic(storage.join(out, "plots", os.path.basename(p)), f.read())
-    page = write_sweep_page(out, board, info, paths, trials, range(getattr(args, "page_seeds", 4)))
+    page = write_sweep_page(out, board, info, paths, trials, range(page_seeds))
     _print(board, best, summary, first, picked_by, out, len(trials), pareto)
     sys.stdout.write(f"sweep page: {page}\n")
     return 0

@@ -105,8 +105,10 @@ def write_sweep_page(out: str, board: Any, info: dict[str, Any], plots: Sequence
                      trials: Sequence[Any], seeds: Sequence[int]) -> str:
     """Write OUT/page/ (index.html + media/); returns the index's path (or URI)."""
     local = out if not storage.is_uri(out) else tempfile.mkdtemp(prefix="audiogan-page-")
-    page = os.path.join(local, PAGE_DIR)
-    shutil.rmtree(page, ignore_errors=True)
+    # Built beside the old page and swapped in whole: a crash leaves the old page or none
+    # half-written.
+    final = os.path.join(local, PAGE_DIR)
+    page = tempfile.mkdtemp(prefix=f".{PAGE_DIR}-", dir=local)
     media = os.path.join(page, "media")
     os.makedirs(os.path.join(media, "plots"))
     for p in plots:
@@ -114,8 +116,15 @@ def write_sweep_page(out: str, board: Any, info: dict[str, Any], plots: Sequence
     items = entries(info, trials, storage.join(out, "checkpoint"))
     write_media(items, media, seeds)
     title = f"Sweep {os.path.basename(str(info['sweep']).rstrip('/'))}"
-    with open(os.path.join(page, "index.html"), "w") as f:
-        f.write(render(title, board, info, plots, items))
+    storage.write_bytes_atomic(os.path.join(page, "index.html"),
+                               render(title, board, info, plots, items).encode())
+    old = final + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(final):
+        os.replace(final, old)
+    os.replace(page, final)
+    shutil.rmtree(old, ignore_errors=True)
+    page = final
     if not storage.is_uri(out):
         return os.path.join(page, "index.html")
     for root, _, files in os.walk(page):  # object storage: upload the finished folder

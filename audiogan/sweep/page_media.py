@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Any, Sequence
+
+from audiogan.errors import UserError
 
 CLIP_S = 6.0
 
@@ -69,7 +70,8 @@ def write_media(items: list[Entry], media_dir: str, seeds: Sequence[int]) -> Non
         try:
             e.files, e.kind, e.backend = _sample(e.checkpoint, os.path.join(media_dir, e.folder),
                                                  seeds)
-        except Exception as exc:  # noqa: BLE001 -- one unreadable checkpoint spoils no page
+        except (UserError, OSError, RuntimeError, ValueError, KeyError) as exc:
+            # one unreadable checkpoint (missing, corrupt, other version) spoils no page
             e.note = f"could not sample {e.checkpoint}: {type(exc).__name__}: {exc}"[:300]
 
 
@@ -77,7 +79,7 @@ def _sample(checkpoint: str, out: str, seeds: Sequence[int]) -> tuple[list[str],
     import torch
 
     from audiogan.latent import labels_for_seeds, latents_for_seeds
-    from audiogan.sample import generate, write_samples
+    from audiogan.sample import generate, slug, write_samples
     from audiogan.train.checkpoint import label_map_of, load_generator
 
     generator, cfg, meta = load_generator(checkpoint)
@@ -86,8 +88,7 @@ def _sample(checkpoint: str, out: str, seeds: Sequence[int]) -> tuple[list[str],
     y, names = None, [f"seed_{s:04d}" for s in seeds]
     if label_map is not None:  # each seed's evaluation label, as `audiogan sample` gives it
         y = labels_for_seeds(list(seeds), label_map.probs).to(torch.long)
-        names = [f"{n}_{re.sub('[^A-Za-z0-9]+', '-', label_map.names[int(c)])}"
-                 for n, c in zip(names, y)]
+        names = [f"{n}_{slug(label_map.names[int(c)])}" for n, c in zip(names, y)]
     x = generate(generator, z, y)
     files, backend = write_samples(x, names, meta, out,
                                    griffin_lim_iters=cfg.data.griffin_lim_iters,

@@ -30,7 +30,12 @@ def _spec(sweep: str) -> SweepSpec:
     path = storage.join(sweep, SPEC_FILE)
     if not storage.exists(path):
         raise UserError(f"'{sweep}' is not a sweep directory (no {SPEC_FILE})")
-    doc = yaml.safe_load(storage.read_bytes(path).decode()) or {}
+    try:
+        doc = yaml.safe_load(storage.read_bytes(path).decode()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: not a sweep spec (a YAML mapping)")
     doc.pop("resolved", None)
     return parse_spec(doc, where=SPEC_FILE)
 

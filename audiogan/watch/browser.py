@@ -149,10 +149,13 @@ class Browser:
 
     def close(self) -> list[int]:
         """Quit the browser; returns the pids that had to be killed after it."""
+        from selenium.common.exceptions import WebDriverException
+        from urllib3.exceptions import HTTPError
+
         try:
             self.driver.quit()
-        except Exception:  # noqa: BLE001 -- a dead driver: its processes are ended below
-            pass
+        except (WebDriverException, HTTPError, OSError):  # a dead driver: its processes
+            pass                                          # are ended below
         return self._cleanup()
 
     def _cleanup(self) -> list[int]:

@@ -19,6 +19,7 @@ import glob
 import os
 import sys
 import tempfile
+import urllib.parse
 from typing import Callable
 
 from audiogan.errors import UserError
@@ -81,13 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(reason)
         if not (args.sweep or args.page or args.ray):
             raise UserError("nothing to shoot: give --sweep, --page or --ray")
+        for item in args.ray:  # checked before a browser starts; the Ray token goes with
+            label, _, url = item.partition("=")  # each request: loopback dashboards only
+            host = urllib.parse.urlsplit(url).hostname
+            if not url or host not in ("127.0.0.1", "localhost", "::1"):
+                raise UserError(f"--ray {item}: expected LABEL=http://127.0.0.1:PORT (a "
+                                "loopback dashboard: the Ray token is sent with each page)")
         os.makedirs(args.out, exist_ok=True)
         marker = procs.new_marker()
         with tempfile.TemporaryDirectory(prefix="audiogan-shots-") as work, Browser() as b:
             for item in args.ray:
                 label, _, url = item.partition("=")
-                if not url:
-                    raise UserError(f"--ray {item}: expected LABEL=URL")
                 _ray(b, args.out, label, url.rstrip("/"))
             if args.sweep:
                 _sweep(b, args.out, args.sweep, work, marker)
