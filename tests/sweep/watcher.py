@@ -116,9 +116,13 @@ class Watcher:
              "--total-steps", "100000", "--set", "model.d=2", "--set", "optim.batch_size=4"],
             cwd=repo, env={**self.env, "AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": 0.5})})
         self.thread: threading.Thread | None = None
+        self.stop = threading.Event()
         self.sweep: LiveRun | None = None
 
     def check(self, name: str, fn: Callable[[], Any]) -> Any:
+        if self.stop.is_set():  # finish() gave up waiting: touch nothing it is stopping
+            self.seen[name] = {"value": None, "error": "not run: watching was stopped"}
+            return None
         t = time.monotonic()
         try:
             value, error = fn(), None
@@ -138,10 +142,17 @@ class Watcher:
         self.thread.start()
 
     def _checks(self) -> None:
+        # The checks that need the sweep still running come first (the resumed run has
+        # only a few tiny trials left); TensorBoard and the cluster pages do not.
         b, sweep = self.browser, self.sweep
         url = self.check("sweep_dashboard", lambda: sweep.find(DASHBOARD_LINE, 120))
         if url:
             self.check("sweep_jobs", lambda: pages.ray_jobs(b, url))
+        self.check("status_live", lambda: subprocess.run(
+            [sys.executable, "-m", "audiogan", "status", self.sweep_dir], cwd=self.repo,
+            env=self.env, capture_output=True, text=True, timeout=120).stdout)
+        if self.stop.is_set():
+            return
         self.od = procs.optuna_dashboard(f"sqlite:///{self.sweep_dir}/optuna.db",
                                          os.path.join(self.work, "optuna-dashboard.log"),
                                          self.marker)
@@ -154,9 +165,6 @@ class Watcher:
             b, self.tb.url, "eval/ndb", expected["with_events"]))[1])
         self.check("tb_audio", lambda: pages.tensorboard_media(b, self.tb.url, "audio"))
         self.check("tb_images", lambda: pages.tensorboard_media(b, self.tb.url, "images"))
-        self.check("status_live", lambda: subprocess.run(
-            [sys.executable, "-m", "audiogan", "status", self.sweep_dir], cwd=self.repo,
-            env=self.env, capture_output=True, text=True, timeout=120).stdout)
         if url:
             self.check("sweep_train_runs", lambda: pages.ray_train_runs(b, url))
         self.check("cluster_train_runs", self._train_run_up)
@@ -164,7 +172,7 @@ class Watcher:
         self.check("cluster_actors", lambda: pages.ray_actors(b, self.cluster))
         self.check("cluster_nodes", lambda: pages.ray_nodes(b, self.cluster))
 
-    def _train_run_up(self, timeout_s: float = 180.0) -> dict[str, Any]:
+    def _train_run_up(self, timeout_s: float = 90.0) -> dict[str, Any]:
         """The session cluster's Train runs, once the 2-worker run is RUNNING there."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -179,6 +187,8 @@ class Watcher:
         """Wait for the checks, stop everything started here; the record of it all."""
         if self.thread is not None:
             self.thread.join(timeout=timeout_s)
+            self.stop.set()  # a check still running ends within its own timeout
+            self.thread.join(timeout=130)
         t = time.monotonic()
         if self.train.live():
             self.train.proc.send_signal(signal.SIGINT)
