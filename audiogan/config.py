@@ -439,7 +439,9 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # and augmentation (conditional accuracy 0.31 -> 0.42) were the smaller ones.
         # Nearest upsampling is part of that row although under WGAN-GP it scored lower
         # (0.21); R1 with transposed convolutions was not measured. ~3 steps/s on one
-        # thread here: 3,000 steps ~ 16 min.
+        # thread here: 3,000 steps ~ 16 min. Those rows were conditional: for 60 min this
+        # recipe reached 0.97 of real IS conditional but 0.38 unconditional (the quality
+        # plan's long runs), so turn on model.conditional where the data has labels.
         "spectogan-cpu": {
             "model.family": "spectogan", "model.d": 8, "optim.batch_size": 16,
             "model.upsample": "nearest", "loss.kind": "r1", "loss.n_critic": 1,

@@ -22,7 +22,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-TIME_CHANNELS = 2  # step, duration
+from audiogan.data.scaling import NOTE_FIELDS
+
+TIME_CHANNELS = len(NOTE_FIELDS) - 1  # step, duration: every note field but pitch
 
 
 def n_keys(pitch_min: int, pitch_max: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from audiogan import storage
@@ -143,9 +144,9 @@ TARGETS = (
     ("spectogan", "long", "cond_acc", lambda r: r["cond_acc"], 0.80, "min"),
     ("spectogan", "long", "lowest digit's cond_acc", lambda r: r["cond_acc_min"], 0.6, "min"),
     ("pianogan", "long", "NDB - floor", lambda r: r["ndb"] - r["ndb_floor"], 0.10, "max"),
-    ("pianogan", "long", "|note overlap - floor|",
+    ("pianogan", "long", "note overlap: distance to floor",
      lambda r: abs(r["note_overlap"] - r["note_overlap_floor"]), 0.03, "max"),
-    ("pianogan", "long", "|pc entropy - real| (bits)",
+    ("pianogan", "long", "pc entropy: distance to real (bits)",
      lambda r: abs(r["pc_entropy"] - r["pc_entropy_real"]), 0.10, "max"),
 )
 
@@ -168,14 +169,16 @@ def _targets(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-PIANO_WAVS_PER_CLASS, PIANO_WAV_S = 2, 8.0
+# Audio and MIDI stay few in the repository: the first seed of each class (the grid and the
+# rolls show all ten); piano audio cut to PIANO_WAV_S.
+AUDIO_PER_CLASS, PIANO_WAV_S = 1, 8.0
 
 
 def committed_samples(work: str, out: str) -> list[str]:
     """Copy the long runs' committed samples (`--phase samples`, seeds 0-9 for every class)
-    into OUT/samples/: digits/<digit>/seed_S.wav and the grid (a row per digit);
-    piano/<composer>/seed_S.mid and .png, and .wav for the first PIANO_WAVS_PER_CLASS seeds
-    of a class, cut to PIANO_WAV_S. Returns the report lines describing them."""
+    into OUT/samples/: digits/<digit>/ and the grid (a row per digit); piano/<composer>/
+    with every seed's roll. Wav (piano: and MIDI) for the first AUDIO_PER_CLASS seeds of a
+    class, piano wavs cut to PIANO_WAV_S. Returns the report lines describing them."""
     import soundfile as sf
 
     from audiogan.sample import slug, wav_bytes
@@ -185,21 +188,25 @@ def committed_samples(work: str, out: str) -> list[str]:
         src = os.path.join(work, "runs", f"{family}-long", "committed")
         if not os.path.exists(os.path.join(src, "samples.json")):
             continue
-        with open(os.path.join(src, "samples.json")) as f:
-            record = json.load(f)
+        record = storage.read_json(os.path.join(src, "samples.json"))
         dst = os.path.join(out, "samples", kind)
         per_class: dict[str, int] = {}
-        for name, label, seed in zip(record["names"], record["labels"], record["seeds"]):
+        labels = record.get("labels") or ["unconditional"] * len(record["names"])
+        # `seeds` lists the seeds asked for, once; `names` every (seed, label) sample.
+        for name, label in zip(record["names"], labels):
+            seed = int(re.match(r"seed_(\d+)", name).group(1))
             folder = os.path.join(dst, slug(label))
             os.makedirs(folder, exist_ok=True)
             stem = os.path.join(folder, f"seed_{seed:04d}")
-            if kind == "digits":
-                _copy(os.path.join(src, name + ".wav"), stem + ".wav")
-                continue
-            _copy(os.path.join(src, name + ".mid"), stem + ".mid")
-            _copy(os.path.join(src, name + ".png"), stem + ".png")
             per_class[label] = per_class.get(label, 0) + 1
-            if per_class[label] <= PIANO_WAVS_PER_CLASS:
+            keep_audio = per_class[label] <= AUDIO_PER_CLASS
+            if kind == "digits":
+                if keep_audio:
+                    _copy(os.path.join(src, name + ".wav"), stem + ".wav")
+                continue
+            _copy(os.path.join(src, name + ".png"), stem + ".png")
+            if keep_audio:
+                _copy(os.path.join(src, name + ".mid"), stem + ".mid")
                 audio, rate = sf.read(os.path.join(src, name + ".wav"), dtype="float32")
                 storage.write_bytes_atomic(stem + ".wav",
                                            wav_bytes(audio[:int(PIANO_WAV_S * rate)], rate))
@@ -208,17 +215,17 @@ def committed_samples(work: str, out: str) -> list[str]:
         storage.write_json_atomic(os.path.join(dst, "samples.json"), record)
         lines += [f"- `samples/{kind}/`: `audiogan sample {family}-long --seeds 0-9 --labels "
                   f"all` (step {record.get('step')}, {len(record['names'])} samples, seeds "
-                  "not picked)" + (": one folder per digit, `grid` has a row per digit"
+                  "not picked)" + (": `grid` has a row per digit (seeds 0-5), one folder per "
+                                   f"digit with the wav of its first {AUDIO_PER_CLASS} seed(s)"
                                    if kind == "digits" else
-                                   f": one folder per composer class, MIDI and roll for "
-                                   f"each, wav ({PIANO_WAV_S:.0f} s) for seeds 0-"
-                                   f"{PIANO_WAVS_PER_CLASS - 1}")]
+                                   ": one folder per composer class, every seed's roll, "
+                                   f"MIDI and wav ({PIANO_WAV_S:.0f} s) of the first "
+                                   f"{AUDIO_PER_CLASS} seed(s)")]
     return lines
 
 
 def _copy(src: str, dst: str) -> None:
-    with open(src, "rb") as f:
-        storage.write_bytes_atomic(dst, f.read())
+    storage.write_bytes_atomic(dst, storage.read_bytes(src))
 
 
 def write_report(work: str, out: str) -> str:
