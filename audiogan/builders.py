@@ -170,7 +170,8 @@ def build_loss_spec(cfg: Config) -> LossSpec:
     from audiogan.wgan import LossSpec
 
     return LossSpec(kind=cfg.loss.kind, gp_weight=cfg.loss.gp_weight,
-                    r1_weight=cfg.loss.r1_weight, n_critic=cfg.loss.n_critic)
+                    r1_weight=cfg.loss.r1_weight, r1_every=cfg.loss.r1_every,
+                    n_critic=cfg.loss.n_critic)
 
 
 def build_augment(cfg: Config, generator: torch.Generator) -> DiffAugment | None:

@@ -6,8 +6,12 @@ Two losses (`LossSpec.kind`, from `loss.kind`):
   r1       the non-saturating loss with an R1 penalty (Mescheder et al. 2018): critic
            E[softplus(-D(real))] + E[softplus(D(fake))] + r1_weight / 2 * E||grad D(real)||^2;
            generator E[softplus(-D(G(z)))].
+           Lazy R1 (StyleGAN2, `r1_every` = k > 1): the penalty is taken on every k-th critic
+           update only (counted over the run, so a resume keeps the schedule), weighted by
+           k, so its mean pull per update is unchanged at about 1/k of its cost.
 Reported: `loss/critic` (the whole critic loss), `loss/gen`, and the unweighted penalty
-`loss/gp` with `loss/wdist` (wgan-gp) or `loss/r1` (r1): `LOSS_KEYS[kind]`.
+`loss/gp` with `loss/wdist` (wgan-gp) or `loss/r1` (r1): `LOSS_KEYS[kind]`. Under lazy R1,
+`loss/r1` is the mean over the updates that took it, and a step without one omits it.
 
 DDP-safe by construction: the critic sees every example it needs (real, fake and, for
 WGAN-GP, the interpolates) in ONE forward pass, the penalty is taken with
@@ -52,10 +56,18 @@ class LossSpec:
     gp_weight: float = 10.0
     r1_weight: float = 10.0
     n_critic: int = 5
+    r1_every: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in LOSS_KEYS:
             raise ValueError(f"unknown loss kind '{self.kind}' (known: {', '.join(LOSS_KEYS)})")
+        if self.r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
+
+    def regularises(self, critic_update: int) -> bool:
+        """Whether critic update number `critic_update` (0-based, over the run) takes the
+        penalty: always under wgan-gp, every `r1_every`-th under r1."""
+        return self.kind != "r1" or critic_update % self.r1_every == 0
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -126,10 +138,12 @@ def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim
                 real: torch.Tensor, z: torch.Tensor, loss: LossSpec, *,
                 real_labels: Labels = None, fake_labels: Labels = None,
                 augment: Augment | None = None, precision: Precision = Precision(),
-                scaler: Scaler = None) -> dict[str, float]:
+                scaler: Scaler = None, regularise: bool = True) -> dict[str, float]:
     """One critic update; returns `loss/critic` and the kind's penalty terms as floats.
 
     `generator` only makes fakes (under no_grad): pass the unwrapped module under DDP.
+    `regularise` False (lazy R1's updates between penalties) skips the R1 term, whose
+    weight is then `r1_weight * r1_every` on the updates that take it.
     """
     with torch.no_grad(), precision.autocast():
         fake = _run(generator, z, fake_labels).float()
@@ -137,14 +151,17 @@ def critic_step(critic: nn.Module, generator: nn.Module, opt_critic: torch.optim
         real, fake = augment(real), augment(fake.detach())
     n = real.shape[0]
     if loss.kind == "r1":
-        real = real.detach().requires_grad_(True)
+        real = real.detach().requires_grad_(regularise)
         with precision.autocast():
             scores = _run(critic, torch.cat([real, fake]), _cat(real_labels, fake_labels))
         scores = scores.float()
         d_real, d_fake = scores[:n], scores[n:]
-        r1 = gradient_norm(d_real, real).pow(2).mean()
-        total = F.softplus(-d_real).mean() + F.softplus(d_fake).mean() + loss.r1_weight / 2 * r1
-        terms = {"loss/r1": r1}
+        total = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        terms = {}
+        if regularise:
+            r1 = gradient_norm(d_real, real).pow(2).mean()
+            total = total + loss.r1_weight * loss.r1_every / 2 * r1
+            terms = {"loss/r1": r1}
     else:
         x_hat = interpolates(real, fake)
         with precision.autocast():
@@ -187,9 +204,12 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
                generator_raw: nn.Module | None = None, critic_raw: nn.Module | None = None,
                next_labels: Callable[[], torch.Tensor] | None = None,
                augment: Augment | None = None, precision: Precision = Precision(),
-               scalers: tuple[Scaler, Scaler] = (None, None)) -> dict[str, float]:
+               scalers: tuple[Scaler, Scaler] = (None, None),
+               critic_updates_done: int = 0) -> dict[str, float]:
     """`loss.n_critic` critic updates then one generator update (= one step); mean critic
-    losses and the generator's.
+    losses (each over the updates that reported it) and the generator's.
+
+    `critic_updates_done` (the run's critic updates so far) places lazy R1's penalties.
 
     `next_real()` returns the next real batch and its labels (None when unconditional),
     `next_z()` the next latents, `next_labels()` (conditional only) the labels of the next
@@ -201,17 +221,20 @@ def train_step(generator: nn.Module, critic: nn.Module, opt_generator: torch.opt
     generator_raw = generator if generator_raw is None else generator_raw
     critic_raw = critic if critic_raw is None else critic_raw
     critic_keys = [k for k in loss.keys if k != "loss/gen"]
-    sums = dict.fromkeys(critic_keys, 0.0)
-    for _ in range(loss.n_critic):
+    sums, counts = dict.fromkeys(critic_keys, 0.0), dict.fromkeys(critic_keys, 0)
+    for i in range(loss.n_critic):
         real, real_labels = next_real()
         z = next_z()
         fake_labels = next_labels() if next_labels is not None else None
         out = critic_step(critic, generator_raw, opt_critic, real, z, loss,
                           real_labels=real_labels, fake_labels=fake_labels, augment=augment,
-                          precision=precision, scaler=scalers[0])
+                          precision=precision, scaler=scalers[0],
+                          regularise=loss.regularises(critic_updates_done + i))
         for k in critic_keys:
-            sums[k] += out[k]
-    metrics = {k: v / loss.n_critic for k, v in sums.items()}
+            if k in out:
+                sums[k] += out[k]
+                counts[k] += 1
+    metrics = {k: sums[k] / counts[k] for k in critic_keys if counts[k]}
     z = next_z()
     labels = next_labels() if next_labels is not None else None
     metrics.update(generator_step(generator, critic_raw, opt_generator, z, loss, labels=labels,

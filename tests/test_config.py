@@ -120,6 +120,7 @@ def test_from_dict_rejects_unknown_keys():
         (["model.upsample=bilinear"], "model.upsample"),
         (["loss.kind=hinge"], "loss.kind"),
         (["loss.r1_weight=-1"], "r1_weight"),
+        (["loss.r1_every=0"], "r1_every"),
         (["train.ema_decay=1"], "ema_decay"),
         (["train.ema_rampup=-0.1"], "ema_rampup"),
         (["train.augment=shift,flip"], "train.augment"),

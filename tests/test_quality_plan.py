@@ -7,12 +7,14 @@ import json
 import os
 
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile as sf
 import yaml
 
 from audiogan.config import resolve
 from audiogan.quality.plan import BASE, FAMILY_ROWS, PAPER, plan, row_overrides
+from audiogan.quality import report
 from audiogan.quality.report import write_report
 
 
@@ -107,9 +109,12 @@ def test_report_judges_the_long_runs_and_copies_the_committed_samples(tmp_path):
     piano = runs / "pianogan-long" / "committed"
     piano.mkdir()
     names = [f"seed_{s:04d}_Frederic-Chopin" for s in range(3)]
-    for n in names:
+    for s, n in enumerate(names):
         sf.write(piano / f"{n}.wav", np.ones(16000 * 10, np.float32) * 0.1, 16000)
-        (piano / f"{n}.mid").write_bytes(b"MThd")
+        midi = pretty_midi.PrettyMIDI()
+        midi.instruments.append(pretty_midi.Instrument(0))
+        midi.instruments[0].notes.append(pretty_midi.Note(80, 60 + s, 0.5, 1.5))  # ends at 1.5
+        midi.write(str(piano / f"{n}.mid"))
         (piano / f"{n}.png").write_bytes(b"\x89PNG")
     (piano / "samples.json").write_text(json.dumps(
         {"names": names, "labels": ["Frédéric Chopin"] * 3, "seeds": [0, 1, 2], "step": 5}))
@@ -121,11 +126,17 @@ def test_report_judges_the_long_runs_and_copies_the_committed_samples(tmp_path):
     assert "| spectogan-long | lowest digit's cond_acc | 0.500 | >= 0.6 | missed by 0.100 |" in text
     assert "| pianogan-long | NDB - floor | 0.120 | <= 0.1 | missed by 0.020 |" in text
     assert "| pianogan-long | pc entropy: distance to real (bits) | 0.050 | <= 0.1 | met |" in text
-    for digit in ("3", "4"):  # every label's first seed (not the first listed seeds only)
-        assert sorted(os.listdir(out / "samples" / "digits" / digit)) == ["seed_0000.wav"]
+    for digit in ("3", "4"):  # every label's seeds, joined in seed order with a gap
+        assert os.listdir(out / "samples" / "digits" / digit) == ["seeds_0-1.wav"]
+        audio, rate = sf.read(out / "samples" / "digits" / digit / "seeds_0-1.wav")
+        assert len(audio) == 2 * 16000 + int(report.DIGIT_GAP_S * rate)
     assert (out / "samples" / "digits" / "grid.png").exists()
     chopin = out / "samples" / "piano" / "Frederic-Chopin"
     assert sorted(os.listdir(chopin)) == sorted(
-        [f"seed_000{s}.png" for s in range(3)] + ["seed_0000.mid", "seed_0000.wav"])
-    audio, rate = sf.read(chopin / "seed_0000.wav")
-    assert len(audio) == 8 * rate
+        [f"seed_000{s}.png" for s in range(3)] + ["seeds_0-2.mid", "seeds_0-1.wav"])
+    audio, rate = sf.read(chopin / "seeds_0-1.wav")   # two phrases cut to 8 s, one gap
+    assert len(audio) == 2 * 8 * rate + int(report.PIANO_GAP_S * rate)
+    notes = pretty_midi.PrettyMIDI(str(chopin / "seeds_0-2.mid")).instruments[0].notes
+    gap = 1.5 + report.PIANO_GAP_S   # each phrase starts a gap after the last one's end
+    assert [n.pitch for n in notes] == [60, 61, 62]
+    assert [n.start for n in notes] == pytest.approx([0.5, 0.5 + gap, 0.5 + 2 * gap], abs=1e-2)

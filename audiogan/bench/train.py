@@ -7,7 +7,8 @@ Parts (each rewrites its own section of results/bench/train.json; the others sta
   precision  bf16 / compile speed on CPU and bf16's 300-step check (`bench.train_precision`)
 
 Part `overhead`, for each CPU preset, on a synthetic dataset built in a temp dir:
-  plain  -- one process calls `wgan.train_step` on the same models, batch and thread count
+  plain  -- one process calls `wgan.train_step` on the same models, batch and thread count,
+            with the same recipe (augmentation, EMA update, lazy R1)
   ray1   -- `audiogan train`'s TorchTrainer with 1 worker
   ray2   -- the same with 2 workers (same global batch)
 Steady-state steps/s is measured after `warmup` steps (from the loop's own `time/elapsed_s`

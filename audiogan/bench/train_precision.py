@@ -38,10 +38,14 @@ def _steps_per_s(preset: str, overrides: dict[str, Any], data: str, steps: int,
     g, c, opt_g, opt_c, batches, next_z, loss, precision = plain_models(cfg, data)
     g_step, g_fakes, c_for_g = builders.compile_for_steps(cfg, g, g, c)
 
+    done = [0]  # critic updates so far (lazy R1 skips as in the product)
+
     def run(n: int) -> None:
         for _ in range(n):
             wgan.train_step(g_step, c, opt_g, opt_c, batches, next_z, loss,
-                            generator_raw=g_fakes, critic_raw=c_for_g, precision=precision)
+                            generator_raw=g_fakes, critic_raw=c_for_g, precision=precision,
+                            critic_updates_done=done[0])
+            done[0] += loss.n_critic
 
     t0 = time.perf_counter()
     run(warmup)

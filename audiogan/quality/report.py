@@ -169,19 +169,56 @@ def _targets(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-# Audio and MIDI stay few in the repository: the first seed of each class (the grid and the
-# rolls show all ten); piano audio cut to PIANO_WAV_S.
-AUDIO_PER_CLASS, PIANO_WAV_S = 1, 8.0
+# Audio and MIDI stay few in the repository (the project allows ~40 such files), so each
+# class's samples are joined into one file, in seed order with a gap: a digit's 10 clips as
+# one wav, a composer's 10 phrases as one MIDI, and PIANO_WAVS_PER_CLASS phrases, each cut
+# to PIANO_WAV_S, as one wav. The grid and one roll per phrase stay pictures.
+DIGIT_GAP_S, PIANO_GAP_S, PIANO_WAVS_PER_CLASS, PIANO_WAV_S = 0.5, 2.0, 2, 8.0
+
+
+def _join_wavs(paths: list[str], gap_s: float, cut_s: float | None = None) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    from audiogan.sample import wav_bytes
+
+    parts, rate = [], 0
+    for path in paths:
+        audio, rate = sf.read(path, dtype="float32")
+        parts.append(audio if cut_s is None else audio[:int(cut_s * rate)])
+    gap = np.zeros(int(gap_s * rate), np.float32)
+    joined = [x for part in parts for x in (part, gap)][:-1]
+    return wav_bytes(np.concatenate(joined), rate)
+
+
+def _join_midis(paths: list[str], gap_s: float) -> bytes:
+    """One piano track: each phrase starts `gap_s` after the previous one's last note."""
+    import io
+
+    import pretty_midi
+
+    joined = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0, name="piano")
+    offset = 0.0
+    for path in paths:
+        phrase = pretty_midi.PrettyMIDI(io.BytesIO(storage.read_bytes(path)))
+        notes = [n for inst in phrase.instruments for n in inst.notes]
+        for n in notes:
+            piano.notes.append(pretty_midi.Note(n.velocity, n.pitch, n.start + offset,
+                                                n.end + offset))
+        offset += max((n.end for n in notes), default=0.0) + gap_s
+    joined.instruments.append(piano)
+    buf = io.BytesIO()
+    joined.write(buf)
+    return buf.getvalue()
 
 
 def committed_samples(work: str, out: str) -> list[str]:
     """Copy the long runs' committed samples (`--phase samples`, seeds 0-9 for every class)
-    into OUT/samples/: digits/<digit>/ and the grid (a row per digit); piano/<composer>/
-    with every seed's roll. Wav (piano: and MIDI) for the first AUDIO_PER_CLASS seeds of a
-    class, piano wavs cut to PIANO_WAV_S. Returns the report lines describing them."""
-    import soundfile as sf
-
-    from audiogan.sample import slug, wav_bytes
+    into OUT/samples/: digits/<digit>/seeds_0-9.wav and the grid (a row per digit);
+    piano/<composer>/ with every seed's roll, the phrases joined as one MIDI and the first
+    PIANO_WAVS_PER_CLASS as one wav. Returns the report lines describing them."""
+    from audiogan.sample import slug
 
     lines: list[str] = []
     for family, kind in (("spectogan", "digits"), ("pianogan", "piano")):
@@ -190,37 +227,43 @@ def committed_samples(work: str, out: str) -> list[str]:
             continue
         record = storage.read_json(os.path.join(src, "samples.json"))
         dst = os.path.join(out, "samples", kind)
-        per_class: dict[str, int] = {}
         labels = record.get("labels") or ["unconditional"] * len(record["names"])
         # `seeds` lists the seeds asked for, once; `names` every (seed, label) sample.
+        by_class: dict[str, list[tuple[int, str]]] = {}
         for name, label in zip(record["names"], labels):
             seed = int(re.match(r"seed_(\d+)", name).group(1))
+            by_class.setdefault(label, []).append((seed, os.path.join(src, name)))
+        for label, samples in by_class.items():
+            samples.sort()
             folder = os.path.join(dst, slug(label))
             os.makedirs(folder, exist_ok=True)
-            stem = os.path.join(folder, f"seed_{seed:04d}")
-            per_class[label] = per_class.get(label, 0) + 1
-            keep_audio = per_class[label] <= AUDIO_PER_CLASS
+            seeds = f"seeds_{samples[0][0]}-{samples[-1][0]}"
+            stems = [stem for _, stem in samples]
             if kind == "digits":
-                if keep_audio:
-                    _copy(os.path.join(src, name + ".wav"), stem + ".wav")
+                storage.write_bytes_atomic(os.path.join(folder, seeds + ".wav"), _join_wavs(
+                    [s + ".wav" for s in stems], DIGIT_GAP_S))
                 continue
-            _copy(os.path.join(src, name + ".png"), stem + ".png")
-            if keep_audio:
-                _copy(os.path.join(src, name + ".mid"), stem + ".mid")
-                audio, rate = sf.read(os.path.join(src, name + ".wav"), dtype="float32")
-                storage.write_bytes_atomic(stem + ".wav",
-                                           wav_bytes(audio[:int(PIANO_WAV_S * rate)], rate))
+            for seed, stem in samples:
+                _copy(stem + ".png", os.path.join(folder, f"seed_{seed:04d}.png"))
+            storage.write_bytes_atomic(os.path.join(folder, seeds + ".mid"), _join_midis(
+                [s + ".mid" for s in stems], PIANO_GAP_S))
+            heard = samples[:PIANO_WAVS_PER_CLASS]
+            storage.write_bytes_atomic(
+                os.path.join(folder, f"seeds_{heard[0][0]}-{heard[-1][0]}.wav"),
+                _join_wavs([stem + ".wav" for _, stem in heard], PIANO_GAP_S, PIANO_WAV_S))
         if kind == "digits":
             _copy_small(os.path.join(src, "spectrograms.png"), os.path.join(dst, "grid"))
         storage.write_json_atomic(os.path.join(dst, "samples.json"), record)
         lines += [f"- `samples/{kind}/`: `audiogan sample {family}-long --seeds 0-9 --labels "
                   f"all` (step {record.get('step')}, {len(record['names'])} samples, seeds "
-                  "not picked)" + (": `grid` has a row per digit (seeds 0-5), one folder per "
-                                   f"digit with the wav of its first {AUDIO_PER_CLASS} seed(s)"
-                                   if kind == "digits" else
-                                   ": one folder per composer class, every seed's roll, "
-                                   f"MIDI and wav ({PIANO_WAV_S:.0f} s) of the first "
-                                   f"{AUDIO_PER_CLASS} seed(s)")]
+                  "not picked)" + (": `grid` has a row per digit (seeds 0-5); one folder per "
+                                   "digit whose wav holds its 10 clips in seed order, "
+                                   f"{DIGIT_GAP_S:g} s apart" if kind == "digits" else
+                                   ": one folder per composer class with every seed's roll, "
+                                   "the phrases as one MIDI in seed order "
+                                   f"({PIANO_GAP_S:g} s apart) and the first "
+                                   f"{PIANO_WAVS_PER_CLASS} rendered as one wav "
+                                   f"({PIANO_WAV_S:.0f} s each)")]
     return lines
 
 

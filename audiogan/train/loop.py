@@ -126,7 +126,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     tmp_root = tempfile.mkdtemp(prefix="audiogan-ckpt-") if rank == 0 else None
     total, ckpt_every = cfg.train.total_steps, cfg.ckpt_every
     report_due = ReportSchedule(cfg.train.report_every, cfg.train.report_every_s, rank)
-    sums = dict.fromkeys(loss_keys, 0.0)
+    # Per key: lazy R1 leaves `loss/r1` out of the steps that skip the penalty.
+    sums, counts = dict.fromkeys(loss_keys, 0.0), dict.fromkeys(loss_keys, 0)
     n_since, t_since = 0, 0.0
     t_start = t_mark = time.perf_counter()
     budget = cfg.train.time_budget_s
@@ -141,7 +142,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                                      random.next_z, loss_spec, generator_raw=g_fakes,
                                      critic_raw=critic_for_g, augment=augment,
                                      next_labels=None if label_map is None else random.next_labels,
-                                     precision=precision, scalers=scalers)
+                                     precision=precision, scalers=scalers,
+                                     critic_updates_done=state.critic_steps)
             state.step += 1
             if ema is not None:
                 ema.update(generator, state.step)
@@ -153,24 +155,27 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
             # and "the training-time budget is spent: this step is the last".
             spent = state.train_seconds + time.perf_counter() - t_mark
             stop_vote = float(rank == 0 and bool(budget) and spent >= budget)
+            # Every rank takes the same keys: lazy R1's schedule follows critic_steps.
+            present = [k for k in loss_keys if k in losses]
             *values, vote, stop = _all_mean(
-                [*(losses[k] for k in loss_keys), report_due.vote(step), stop_vote], world)
+                [*(losses[k] for k in present), report_due.vote(step), stop_vote], world)
             if stop > 0:
                 total = step
             if not all(math.isfinite(v) for v in values):
-                terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(loss_keys, values))
+                terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(present, values))
                 raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; lower "
                                          f"optim.lr_g/optim.lr_d or "
                                          f"{wgan.STABILISE[loss_spec.kind]}")
-            for k, v in zip(loss_keys, values):
+            for k, v in zip(present, values):
                 sums[k] += v
+                counts[k] += 1
             n_since += 1
             t_since += time.perf_counter() - t0
             is_ckpt = step % ckpt_every == 0 or step == total
             if not (is_ckpt or vote > 0):
                 continue
             report_due.reported()
-            metrics: dict[str, Any] = {k: sums[k] / n_since for k in loss_keys}
+            metrics: dict[str, Any] = {k: sums[k] / counts[k] for k in loss_keys if counts[k]}
             metrics.update({"time/step_s": t_since / n_since, "progress/step": step,
                             "progress/critic_steps": state.critic_steps,
                             # wall time of this attempt, reporting included (benchmarks)
@@ -180,7 +185,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                             "time/train_s": state.train_seconds + time.perf_counter() - t_mark,
                             "sys/peak_rss_mb": _peak_rss_mb()})
             hooks.log_report(metrics, rank)
-            sums, n_since, t_since = dict.fromkeys(loss_keys, 0.0), 0, 0.0
+            sums, counts = dict.fromkeys(loss_keys, 0.0), dict.fromkeys(loss_keys, 0)
+            n_since, t_since = 0, 0.0
             checkpoint_dir = None
             if is_ckpt:
                 state.train_seconds += time.perf_counter() - t_mark
@@ -262,7 +268,7 @@ def _build_evaluation(cfg: Config, data: str, manifest: dict[str, Any], device: 
 
 def _log_progress(metrics: dict[str, Any], total: int, loss_keys: tuple[str, ...]) -> None:
     parts = [f"step {metrics['progress/step']}/{total}"]
-    parts += [f"{k.split('/')[-1]} {metrics[k]:.4g}" for k in loss_keys]
+    parts += [f"{k.split('/')[-1]} {metrics[k]:.4g}" for k in loss_keys if k in metrics]
     parts.append(f"{metrics['time/step_s']:.3f} s/step")
     parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("eval/")]
     log.info("  ".join(parts))

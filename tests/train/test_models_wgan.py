@@ -2,6 +2,7 @@
 nearest upsampling and R1 (issue 16)."""
 
 import dataclasses
+import functools
 
 import pytest
 import torch
@@ -394,6 +395,41 @@ def test_r1_and_its_gradient_equal_the_analytic_values_for_a_linear_critic():
     grad = (-torch.sigmoid(-r @ w)[:, None] * r).mean(0) + \
         (torch.sigmoid(f @ w)[:, None] * f).mean(0) + 4.0 * w
     assert torch.allclose(critic.w.detach(), w - grad, rtol=1e-4, atol=1e-5)
+
+
+def test_lazy_r1_takes_the_penalty_every_kth_update_weighted_by_k():
+    # r1_every = 3: updates 0, 3, 6 ... take gamma * 3 / 2 ||w||^2 (one SGD step moves w by
+    # the analytic gradient with 3 x the penalty); the others take none and omit loss/r1.
+    torch.manual_seed(0)
+    lazy = dataclasses.replace(R1, r1_every=3)
+    assert [lazy.regularises(i) for i in range(7)] == [True, False, False, True, False,
+                                                        False, True]
+    assert all(R1.regularises(i) and GP10.regularises(i) for i in range(4))
+    w = torch.randn(3 * 16) * 0.3
+    real, fake = torch.randn(5, 3, 16), torch.randn(5, 3, 16)
+    r, f = real.flatten(1), fake.flatten(1)
+    data_grad = (-torch.sigmoid(-r @ w)[:, None] * r).mean(0) + \
+        (torch.sigmoid(f @ w)[:, None] * f).mean(0)
+    for regularise, penalty in ((True, 3 * 4.0), (False, 0.0)):
+        critic = Linear(w.clone())
+        opt = torch.optim.SGD(critic.parameters(), lr=1.0)
+        out = wgan.critic_step(critic, Fixed(fake), opt, real, torch.zeros(5, 100), lazy,
+                               regularise=regularise)
+        assert set(out) == ({"loss/critic", "loss/r1"} if regularise else {"loss/critic"})
+        want = F.softplus(-r @ w).mean() + F.softplus(f @ w).mean() + penalty / 2 * (w @ w)
+        assert out["loss/critic"] == pytest.approx(float(want), rel=1e-5)
+        assert torch.allclose(critic.w.detach(), w - data_grad - penalty * w, rtol=1e-4,
+                              atol=1e-5)
+    # train_step places the penalty by the run's update count: with n_critic 2 and 4 updates
+    # done, updates 4 and 5 run and neither is a multiple of 3.
+    g = build_generator(resolve("pianogan-cpu", ["model.d=2"]), [256, 3])
+    critic = Linear(torch.randn(3 * 256) * 0.01)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.0) for m in (g, critic)]
+    step = functools.partial(wgan.train_step, g, critic, *opts,
+                             lambda: (torch.rand(4, 3, 256), None), lambda: torch.zeros(4, 100),
+                             dataclasses.replace(lazy, n_critic=2))
+    assert "loss/r1" not in step(critic_updates_done=4)
+    assert "loss/r1" in step(critic_updates_done=5)   # update 6 takes it
 
 
 def test_train_step_reports_the_loss_kinds_keys_and_the_nonsaturating_generator_loss():
