@@ -28,6 +28,7 @@ EXAMPLES = {
              "  audiogan train --config best/piano/best_config.yaml --data data/maestro --out runs/again",
     "sweep": "audiogan sweep sweeps/pianogan-cpu.yaml --data data/maestro",
     "best": "audiogan best sweep_runs/pianogan-cpu --out best/piano [--final] [--pareto]",
+    "status": "audiogan status sweep_runs/pianogan-cpu [--watch 10]",
     "sample": "audiogan sample best/piano/checkpoint --out samples/piano --seeds 0-15",
     "evaluate": "audiogan evaluate best/piano/checkpoint --data data/maestro --n 2000",
     "invert": "audiogan invert runs/digits --audio my_seven.wav --out inverted/seven",
@@ -43,6 +44,7 @@ MODULES = {
     "train": "audiogan.train.run",
     "sweep": "audiogan.sweep",
     "best": "audiogan.sweep.best",
+    "status": "audiogan.sweep.status",
     "sample": "audiogan.sample",
     "evaluate": "audiogan.evaluate",
     "invert": "audiogan.invert",
@@ -152,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also copy every Pareto-optimal checkpoint to OUT/pareto/")
     p.add_argument("--data", default=None, help="--final: the dataset (default: the sweep's)")
     p.add_argument("--address", default=None, help="--final: Ray cluster address")
+    p.add_argument("--page-seeds", type=int, default=4, metavar="N",
+                   help="samples per trial on the sweep page, OUT/page/index.html (seeds "
+                        "0..N-1; 0: none)")
+
+    p = add("status", "a sweep's trials: state, critic steps, objectives, hyperparameters "
+                      "(read from its directory; no Ray)")
+    p.add_argument("sweep")
+    p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
+                   help="print the table again every SECONDS until the sweep is done")
 
     p = add("sample", "generate audio from a checkpoint")
     p.add_argument("checkpoint")

@@ -90,6 +90,9 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
                   f"`{best_json.get('trial_id')}`, `{best_json.get('metric')}` = "
                   f"{_fmt(best_json.get('value'))} ({best_json.get('mode')}) at critic step "
                   f"{_fmt(best_json.get('at_critic_steps'))}; {params}.", ""]
+    page = os.path.join(best, "page", "index.html")  # `audiogan best`'s sweep page
+    if os.path.exists(page):
+        lines += [f"Sweep page, with players: [{_rel(page, out)}]({_rel(page, out)}).", ""]
     lines += ["### Leaderboard (from `leaderboard.csv`)", ""]
     cols = [c for c in (board[0].keys() if board else []) if c != "checkpoint"]
     lines += [markdown_table([{k: _number(v) for k, v in row.items()} for row in board], cols), ""]

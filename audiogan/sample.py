@@ -98,12 +98,13 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: str, *,
                   griffin_lim_iters: int, griffin_lim_momentum: float = 0.0,
-                  grid_rows: int = 0, row_names: list[str] | None = None
-                  ) -> tuple[list[str], str]:
-    """Write MIDI/wav/PNG files for network-layout samples x; (file names, backend)."""
+                  grid_rows: int = 0, row_names: list[str] | None = None,
+                  clip_s: float | None = None) -> tuple[list[str], str]:
+    """MIDI/wav/PNG of network-layout samples x (wavs cut to `clip_s` s); (names, backend)."""
     files: list[str] = []
     raw = shards.from_network(x, meta)
     sample_rate = SAMPLE_RATE
+    keep = None if clip_s is None else int(clip_s * sample_rate)
     if meta["kind"] == "notes":
         from audiogan.data.notes import notes_to_midi
         from audiogan.render import best_backend, render_midi
@@ -114,6 +115,7 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
             buf = io.BytesIO()
             pm.write(buf)
             audio, backend = render_midi(pm, sample_rate, backend)
+            audio = audio[:keep]
             for suffix, data in ((".mid", buf.getvalue()), (".wav", wav_bytes(audio, sample_rate)),
                                  (".png", plots.piano_roll_png(pm, name))):
                 storage.write_bytes_atomic(storage.join(out, name + suffix), data)
@@ -122,7 +124,8 @@ def write_samples(x: np.ndarray, names: list[str], meta: dict[str, Any], out: st
     audio, backend, logmag = spectrogram_audio(raw, meta, griffin_lim_iters=griffin_lim_iters,
                                                griffin_lim_momentum=griffin_lim_momentum)
     for name, clip in zip(names, audio):
-        storage.write_bytes_atomic(storage.join(out, name + ".wav"), wav_bytes(clip, sample_rate))
+        storage.write_bytes_atomic(storage.join(out, name + ".wav"),
+                                   wav_bytes(clip[:keep], sample_rate))
         files.append(name + ".wav")
     storage.write_bytes_atomic(storage.join(out, "spectrograms.png"),
                                plots.spectrogram_grid_png(

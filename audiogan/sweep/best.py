@@ -13,7 +13,8 @@ section of its spec, or the defaults (top 3 + baseline, n 2000, K 50, 1000 boots
 draws, 3 replicates). `--pareto` also copies every checkpoint on the sweep's Pareto front
 (OUT/pareto/, pareto.csv). Writes OUT/checkpoint/ (loads in `audiogan sample`),
 leaderboard.csv, best_config.yaml (the full resolved config: `audiogan train --config`
-trains it again), best.json and plots/*.png.
+trains it again), best.json, plots/*.png and the sweep page, page/index.html
+(`audiogan.sweep.page`: leaderboard, plots, samples with players; opens from disk).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from audiogan.metrics.registry import check_objective
 from audiogan.sweep.final import read_final, run_final, with_final_columns
 from audiogan.sweep.keys import LEADERBOARD, SPEC_FILE, STUDY_FILE
 from audiogan.sweep.objectives import Objective, Selection
+from audiogan.sweep.page import write_sweep_page
 from audiogan.sweep.plots import plot_all
 from audiogan.sweep.results import (TrialSummary, leaderboard, load_trials, rank_trials,
                                     stopped_early, sweep_front, write_leaderboard)
@@ -165,6 +167,9 @@ def _final_stage(args: argparse.Namespace, sweep: str, spec: SweepSpec,
 
 
 def cli_main(args: argparse.Namespace) -> int:
+    page_seeds = getattr(args, "page_seeds", 4)
+    if page_seeds < 0:
+        raise UserError(f"--page-seeds must be >= 0, got {page_seeds}")
     sweep = args.sweep if storage.is_uri(args.sweep) else os.path.abspath(args.sweep)
     if not storage.is_dir(sweep):
         raise UserError(f"sweep '{args.sweep}' not found")
@@ -205,14 +210,15 @@ def cli_main(args: argparse.Namespace) -> int:
     summary = sweep_summary(trials, spec, best)
     pareto = copy_pareto(trials, out) if args.pareto else None
     first = objectives[0]
-    storage.write_json_atomic(storage.join(out, "best.json"), {
+    info = {
         "sweep": sweep, "metric": first.metric, "mode": first.mode,
         "objectives": [{"metric": o.metric, "mode": o.mode} for o in objectives],
         "select": selection.to_dict(), "picked_by": picked_by, "trial_id": best.trial_id,
         "value": best.best_value, "vector": best.vector, "at_critic_steps": best.best_critic_steps,
         "params": best.params, "checkpoint_source": source, "trials": len(trials),
         "scope": "all evaluations", "date": time.strftime("%Y-%m-%d"), **summary,
-        "final": final, "pareto": pareto})
+        "final": final, "pareto": pareto}
+    storage.write_json_atomic(storage.join(out, "best.json"), info)
     plots_dir = out if not storage.is_uri(out) else tempfile.mkdtemp(prefix="audiogan-plots-")
     paths = plot_all(trials, objectives, doc, study_for(sweep, resolved),
                      os.path.join(plots_dir, "plots"))
@@ -220,7 +226,9 @@ def cli_main(args: argparse.Namespace) -> int:
         for p in paths:
             with open(p, "rb") as f:
                 storage.write_bytes_atomic(storage.join(out, "plots", os.path.basename(p)), f.read())
+    page = write_sweep_page(out, board, info, paths, trials, range(page_seeds))
     _print(board, best, summary, first, picked_by, out, len(trials), pareto)
+    sys.stdout.write(f"sweep page: {page}\n")
     return 0
 
 

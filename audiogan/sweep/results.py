@@ -18,8 +18,8 @@ them: only checkpoints that exist count.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
+import logging
 from typing import Any, Sequence
 
 import pandas as pd
@@ -30,6 +30,8 @@ from audiogan.errors import UserError
 from audiogan.sweep.keys import CRITIC_STEPS, REPLICATE_KEY, TUNER_STATE, split_trial_config
 from audiogan.sweep.objectives import (Objective, Selection, pareto_front, rank, select,
                                        vector_of)
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -96,7 +98,15 @@ def _read_history(fs: pafs.FileSystem, trial_path: str) -> pd.DataFrame:
         return pd.DataFrame()
     with fs.open_input_stream(path) as f:
         text = f.read().decode()
-    rows = [json.loads(line) for line in io.StringIO(text) if line.strip()]
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:  # a live trial's last line may be half-written; any
+                # other bad line is damage: said, skipped, the rest of the history kept
+                log.warning("%s: line %d is not JSON; skipped", path, i + 1)
     return pd.DataFrame(rows)
 
 

@@ -117,7 +117,23 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
         params = super().suggest(trial_id)
         if fresh and trial_id in self.optuna_trials:
             self.optuna_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+            self.name_objectives()
         return params
+
+    def name_objectives(self) -> None:
+        """Store the objectives' names in the study: optuna-dashboard labels its axes with
+        them ("eval/ndb") instead of "Objective 0"."""
+        import warnings
+
+        import optuna
+
+        study = self.study
+        names = [o.metric for o in self.objectives]
+        if study is None or study.metric_names is not None or len(names) != len(study.directions):
+            return
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, still in 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
     def record_evaluation(self, trial_id: str, result: dict | None) -> dict[str, float] | None:
         """Keep the evaluation vector of a result (once per critic-step count)."""

@@ -198,7 +198,7 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
     # `audiogan best` pulls the best checkpoint out of the sweep directory.
     out = root / "best"
     best = subprocess.run([sys.executable, "-m", "audiogan", "best", str(sweeps / "fake"),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                           "--out", str(out), "--page-seeds", "0"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
     assert best.returncode == 0, best.stdout + best.stderr
     from audiogan.train.checkpoint import load_checkpoint

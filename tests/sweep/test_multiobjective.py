@@ -71,7 +71,7 @@ def multi(ray_cluster, notes_data, tmp_path_factory):
         reader.wait(timeout=60)
     seconds = time.monotonic() - t0
     best_out = str(root / "best")
-    rc = main(["best", sweep_dir, "--out", best_out, "--pareto"])
+    rc = main(["best", sweep_dir, "--out", best_out, "--pareto", "--page-seeds", "0"])
     return {"dir": sweep_dir, "unfinished": unfinished, "reader": json.load(open(out)),
             "best": best_out, "best_rc": rc, "seconds": seconds}
 
