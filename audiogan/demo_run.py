@@ -80,8 +80,10 @@ def _argv(stage: Stage) -> list[str]:
     return argv
 
 
-def run(out: str, python: str = sys.executable) -> dict[str, float]:
-    """Run every stage not already done; returns seconds per stage (0.0 = skipped).
+def run(out: str, python: str = sys.executable,
+        spans: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """Run every stage not already done; returns seconds per stage (0.0 = skipped), and
+    fills `spans` (if given) with each stage's (start, end) since the plan began.
 
     The data preparation stages (short processes, mostly start-up) run two at a time: the
     two preprocessings side by side, then the classifier beside the piano one's end. The
@@ -90,7 +92,7 @@ def run(out: str, python: str = sys.executable) -> dict[str, float]:
     plan = [s if s.name in PREPARE else dataclasses.replace(s, alone=True)
             for s in stages(out)]
     return run_stages(plan, os.path.join(out, ".stages.json"), concurrency=2, python=python,
-                      prepare=_argv)
+                      prepare=_argv, spans=spans)
 
 
 PREPARE = ("data", "preprocess-piano", "preprocess-digits", "classifier")
@@ -102,12 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
-    seconds = run(args.out)
+    spans: dict[str, tuple[float, float]] = {}
+    seconds = run(args.out, spans=spans)
     from audiogan.report import write_demo_report
 
     commands = [(s.name, s.argv) for s in stages(args.out)]
     path = write_demo_report(args.out, seconds, total_s=time.perf_counter() - t0,
-                             commands=commands)
+                             commands=commands, spans=spans, prepare=PREPARE)
     print(f"make demo: done in {time.perf_counter() - t0:.0f} s; report: {path}")
     return 0
 

@@ -129,8 +129,13 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
 
 
 def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float,
-                      commands: Sequence[tuple[str, Sequence[str]]]) -> str:
-    """OUT/report.md; `commands` are the stages as (name, audiogan argv), in order."""
+                      commands: Sequence[tuple[str, Sequence[str]]],
+                      spans: dict[str, tuple[float, float]] | None = None,
+                      prepare: Sequence[str] = ()) -> str:
+    """OUT/report.md; `commands` are the stages as (name, audiogan argv), in order; `spans`
+    each run stage's (start, end) since the plan began; `prepare` the stages that may run
+    two at a time (their wall time is given beside the table)."""
+    spans = spans or {}
     lines = ["# audiogan demo report", "",
              f"Made by `make demo` on {time.strftime('%Y-%m-%d %H:%M')} in {total_s:.0f} s "
              "(stages skipped as up to date show 0 s). Demo data are small and synthetic "
@@ -138,10 +143,17 @@ def write_demo_report(out: str, stage_seconds: dict[str, float], total_s: float,
              "numbers show the pipeline works, not model quality.", ""]
     for family, title in MODELS:
         lines += _model_section(os.path.join(out, "best", family), out, title)
-    lines += ["## Stages and commands to reproduce", "",
-              "| stage | seconds | command |", "|---|---|---|"]
+    lines += ["## Stages and commands to reproduce", ""]
+    ran = [spans[n] for n in prepare if n in spans]
+    if ran:
+        lines += [f"The data preparation stages ({', '.join(prepare)}) run two at a time: "
+                  f"{max(e for _, e in ran) - min(s for s, _ in ran):.1f} s of wall time "
+                  "from the first one's start to the last one's end. Every later stage runs "
+                  "alone.", ""]
+    lines += ["| stage | started at (s) | seconds | command |", "|---|---|---|---|"]
     for name, argv in commands:
-        lines.append(f"| {name} | {stage_seconds.get(name, 0.0):.1f} | "
+        start = f"{spans[name][0]:.1f}" if name in spans else "-"
+        lines.append(f"| {name} | {start} | {stage_seconds.get(name, 0.0):.1f} | "
                      f"`audiogan {shlex.join(argv)}` |")
     path = os.path.join(out, "report.md")
     storage.write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())

@@ -52,9 +52,12 @@ def _record(stamp_path: str, name: str, stamp: str) -> None:
 
 def run_stages(plan: Sequence[Stage], stamp_path: str, *, concurrency: int = 1,
                python: str = sys.executable,
-               prepare: Callable[[Stage], list[str]] | None = None) -> dict[str, float]:
+               prepare: Callable[[Stage], list[str]] | None = None,
+               spans: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
     """Run every stage not already done; returns seconds per stage (0.0 = skipped).
-    `prepare(stage)` may return the argv to run instead of `stage.argv` (e.g. + --resume)."""
+    `prepare(stage)` may return the argv to run instead of `stage.argv` (e.g. + --resume).
+    `spans`, if given, receives each stage's (start, end) in seconds since the call."""
+    t_plan = time.perf_counter()
     stamps: dict[str, str] = storage.read_json(stamp_path) if os.path.exists(stamp_path) else {}
     seconds: dict[str, float] = {}
     pending = list(plan)
@@ -94,6 +97,8 @@ def run_stages(plan: Sequence[Stage], stamp_path: str, *, concurrency: int = 1,
                 continue
             del running[name]
             seconds[name] = time.perf_counter() - t0
+            if spans is not None:
+                spans[name] = (t0 - t_plan, time.perf_counter() - t_plan)
             if proc.returncode != 0:
                 for other, _ in running.values():
                     other.terminate()

@@ -29,8 +29,15 @@ def test_report_numbers_come_from_the_records(tmp_path):
     out = str(tmp_path)
     _fake_best(out, "pianogan", 0.625, 0.625, 0.125)
     _fake_best(out, "spectogan", 0.375, 0.375, 0.0625)
-    commands = [("data", ("data", "demo", "--out", "raw"))]
-    text = open(write_demo_report(out, {"data": 1.5}, total_s=3, commands=commands)).read()
+    commands = [("data", ("data", "demo", "--out", "raw")),
+                ("classifier", ("classifier", "train")), ("sweep", ("sweep", "x.yaml"))]
+    # data 0-1.5 s, the classifier beside it 0.5-4.0 s: the preparation's wall time is 4.0
+    spans = {"data": (0.0, 1.5), "classifier": (0.5, 4.0), "sweep": (4.0, 9.0)}
+    text = open(write_demo_report(out, {"data": 1.5, "classifier": 3.5, "sweep": 5.0},
+                                  total_s=9, commands=commands, spans=spans,
+                                  prepare=("data", "classifier"))).read()
+    assert "run two at a time: 4.0 s of wall time" in text
+    assert "| classifier | 0.5 | 3.5 | `audiogan classifier train` |" in text
     assert "| 1 | aaa | TERMINATED | 0.625 |" in text
     assert "| eval/ndb | 0.625 | 0.125 |" in text and "| eval/ndb | 0.375 | 0.0625 |" in text
     assert "Rendering backend: **sine**" in text and "seed_0000.wav" in text
