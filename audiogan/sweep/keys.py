@@ -19,6 +19,8 @@ TRIAL_CONFIG = "config.yaml"      # in each trial directory: its resolved config
 SWEEP_KEY = "sweep"  # the trial config's constant part; every other key is a searched value
 REPLICATE_KEY = "replicate"  # a replicate trial's {role, source, seed, params}
 CRITIC_STEPS = "progress/critic_steps"  # ASHA's time attribute: the compute unit
+# 1 in the last report of a run that train.time_budget_s ended (not a scheduler's stop)
+BUDGET_SPENT = "progress/time_budget_spent"
 LOOP = "audiogan.train.loop:train_loop"
 SESSION = "audiogan.cluster.session:TuneSession"
 FINAL_EVAL = "audiogan.sweep.final_eval:evaluate_final"

@@ -27,7 +27,8 @@ import pyarrow.fs as pafs
 
 from audiogan import storage
 from audiogan.errors import UserError
-from audiogan.sweep.keys import CRITIC_STEPS, REPLICATE_KEY, TUNER_STATE, split_trial_config
+from audiogan.sweep.keys import (BUDGET_SPENT, CRITIC_STEPS, REPLICATE_KEY, TUNER_STATE,
+                                 split_trial_config)
 from audiogan.sweep.objectives import (Objective, Selection, pareto_front, rank, select,
                                        vector_of)
 
@@ -185,7 +186,10 @@ def _kept_checkpoints(trial: Any, hist: pd.DataFrame) -> dict[int, tuple[str, An
 
 
 def stopped_early(t: TrialSummary, max_critic_steps: int) -> bool:
-    return t.status == "TERMINATED" and 0 < t.last_critic_steps < max_critic_steps
+    """Stopped by the scheduler before max_critic_steps (not by its train.time_budget_s)."""
+    budget = BUDGET_SPENT in t.history and bool((t.history[BUDGET_SPENT] == 1).any())
+    return t.status == "TERMINATED" and 0 < t.last_critic_steps < max_critic_steps \
+        and not budget
 
 
 def sweep_front(trials: Sequence[TrialSummary]) -> list[tuple[TrialSummary, Evaluation]]:

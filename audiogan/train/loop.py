@@ -26,6 +26,7 @@ from audiogan.config import Config
 from audiogan.data import shards
 from audiogan.data.labels import LabelMap
 from audiogan.errors import UserError
+from audiogan.sweep.keys import BUDGET_SPENT
 from audiogan.train import checkpoint as ckpt
 from audiogan.train.state import RankRandom, TrainState
 
@@ -130,7 +131,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
     sums, counts = dict.fromkeys(loss_keys, 0.0), dict.fromkeys(loss_keys, 0)
     n_since, t_since = 0, 0.0
     t_start = t_mark = time.perf_counter()
-    budget = cfg.train.time_budget_s
+    budget, budget_spent = cfg.train.time_budget_s, False
     if budget and state.train_seconds >= budget:
         log.info("train.time_budget_s (%s s) already spent at step %d: nothing to train",
                  budget, state.step)
@@ -161,6 +162,7 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                 [*(losses[k] for k in present), report_due.vote(step), stop_vote], world)
             if stop > 0:
                 total = step
+                budget_spent = True
             if not all(math.isfinite(v) for v in values):
                 terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(present, values))
                 raise NonFiniteLossError(f"non-finite loss at step {step}: {terms}; lower "
@@ -184,6 +186,8 @@ def train_loop(config: dict[str, Any], session: Session | None = None,
                             # checkpoint writing excluded (train.time_budget_s counts it)
                             "time/train_s": state.train_seconds + time.perf_counter() - t_mark,
                             "sys/peak_rss_mb": _peak_rss_mb()})
+            if budget_spent:  # the last report: a sweep tells this end from ASHA's stop
+                metrics[BUDGET_SPENT] = 1
             hooks.log_report(metrics, rank)
             sums, counts = dict.fromkeys(loss_keys, 0.0), dict.fromkeys(loss_keys, 0)
             n_since, t_since = 0, 0.0

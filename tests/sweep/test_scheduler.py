@@ -45,3 +45,19 @@ def test_no_baseline_is_plain_asha():
     sched.on_trial_result(None, good, {"t": 10, "m": 0.1})
     assert sched.on_trial_result(None, base, {"t": 10, "m": 1.0}) == TrialScheduler.STOP
     assert not sched.is_baseline(base.config)
+
+
+def test_a_trial_its_time_budget_ended_is_not_counted_as_stopped_early():
+    import pandas as pd
+
+    from audiogan.sweep.keys import BUDGET_SPENT
+    from audiogan.sweep.results import stopped_early
+
+    def summary(history: dict) -> SimpleNamespace:
+        return SimpleNamespace(status="TERMINATED", last_critic_steps=700,
+                               history=pd.DataFrame(history))
+
+    asha = summary({"progress/critic_steps": [300, 700]})
+    budget = summary({"progress/critic_steps": [300, 700], BUDGET_SPENT: [None, 1]})
+    assert stopped_early(asha, 1500) and not stopped_early(budget, 1500)
+    assert not stopped_early(asha, 700)   # ran its whole budget of critic steps

@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from audiogan.cluster.hooks import FaultHooks
 from audiogan.cluster.session import LocalSession
 from audiogan.config import resolve
+from audiogan.sweep.keys import BUDGET_SPENT
 from audiogan.train.loop import train_loop
 from tests.fixtures import make_dataset
 
@@ -107,6 +108,9 @@ def test_time_budget_stops_with_a_final_checkpoint_and_resumes_counting(data, tm
     # Stopped at the first step past the budget, with a scored final checkpoint.
     assert before["time/train_s"] < 2.0 <= last["time/train_s"]
     assert "eval/ndb" in last and first.checkpoints[-1].endswith(f"{last['progress/step']:08d}")
+    # Only the last report says the budget ended the run (a sweep then does not count the
+    # trial as stopped early by its scheduler).
+    assert [r.get(BUDGET_SPENT) for r in first.reports] == [None] * (len(first.reports) - 1) + [1]
     # The same budget again: already spent, nothing to train.
     again = LocalSession(resume_from=first.checkpoints[-1])
     train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=again)
