@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 from typing import Sequence
@@ -41,10 +42,12 @@ def stages(out: str) -> list[Stage]:
               os.path.join(digits, "classifier", "classifier.json"), ("preprocess-digits",)),
         Stage("sweep-piano", ("sweep", "sweeps/pianogan-demo.yaml", "--data", piano,
                               "--storage", sweeps, "--name", "pianogan-demo"),
-              os.path.join(sweeps, "pianogan-demo", "leaderboard.csv"), ("preprocess-piano",)),
+              os.path.join(sweeps, "pianogan-demo", "leaderboard.csv"), ("preprocess-piano",),
+              inputs=("sweeps/pianogan-demo.yaml",)),
         Stage("sweep-digits", ("sweep", "sweeps/spectogan-demo.yaml", "--data", digits,
                                "--storage", sweeps, "--name", "spectogan-demo"),
-              os.path.join(sweeps, "spectogan-demo", "leaderboard.csv"), ("classifier",)),
+              os.path.join(sweeps, "spectogan-demo", "leaderboard.csv"), ("classifier",),
+              inputs=("sweeps/spectogan-demo.yaml",)),
         Stage("best-piano", ("best", os.path.join(sweeps, "pianogan-demo"), "--out", best_p),
               os.path.join(best_p, "best_config.yaml"), ("sweep-piano",)),
         Stage("best-digits", ("best", os.path.join(sweeps, "spectogan-demo"), "--out", best_s),
@@ -65,18 +68,26 @@ def stages(out: str) -> list[Stage]:
     ]
 
 
-def _sweep_started(stage: Stage) -> bool:
-    from audiogan.sweep.keys import TUNER_STATE
-
+def _sweep_dir(stage: Stage) -> str:
     argv = list(stage.argv)
-    sweep_dir = os.path.join(argv[argv.index("--storage") + 1], argv[argv.index("--name") + 1])
-    return os.path.exists(os.path.join(sweep_dir, TUNER_STATE))
+    return os.path.join(argv[argv.index("--storage") + 1], argv[argv.index("--name") + 1])
 
 
 def _argv(stage: Stage) -> list[str]:
+    """The stage's command; for a sweep that is to run again: `--resume` when it was
+    interrupted (it continues, not restarts), a fresh start when it had finished (its YAML or
+    an upstream stage changed, so the old results are stale and are removed)."""
+    from audiogan.sweep.keys import TUNER_STATE
+
     argv = list(stage.argv)
-    if stage.argv[0] == "sweep" and _sweep_started(stage):
-        argv.append("--resume")  # an interrupted demo sweep continues, not restarts
+    if stage.argv[0] != "sweep":
+        return argv
+    sweep_dir = _sweep_dir(stage)
+    if os.path.exists(stage.done_marker):
+        log.info("%s: its inputs changed; removing the finished sweep %s", stage.name, sweep_dir)
+        shutil.rmtree(sweep_dir)
+    elif os.path.exists(os.path.join(sweep_dir, TUNER_STATE)):
+        argv.append("--resume")
     return argv
 
 

@@ -1,11 +1,11 @@
 """Run a plan of `audiogan` commands that resumes: `make demo` and the experiment plans.
 
 A stage is one `audiogan` command with a marker file that exists only once it completed.
-A stage whose marker exists and whose command and upstream stamps are unchanged is
-skipped, so a re-run only redoes what changed or did not finish; an unfinished training
-run picks up from its latest checkpoint (`audiogan train` resumes by itself). Up to
-`concurrency` stages run at once, each as its own process, in plan order as their
-upstream stages complete; a stage marked `alone` runs with nothing beside it.
+A stage whose marker exists and whose command, input files (a sweep's YAML) and upstream
+stamps are unchanged is skipped, so a re-run only redoes what changed or did not finish;
+an unfinished training run picks up from its latest checkpoint (`audiogan train` resumes
+by itself). Up to `concurrency` stages run at once, each as its own process, in plan order
+as their upstream stages complete; a stage marked `alone` runs with nothing beside it.
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ class Stage:
     done_marker: str      # a file that exists only when the stage completed
     after: tuple[str, ...] = ()
     alone: bool = False   # runs with nothing beside it, so its time is its own
+    inputs: tuple[str, ...] = ()  # files whose edits rerun the stage (a sweep's YAML)
 
 
 def _stamp(stage: Stage, stamps: dict[str, str]) -> str:
-    blob = json.dumps([stage.argv, [stamps.get(a, "") for a in stage.after]]).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    """The command, the upstream stamps and the contents of the stage's `inputs`."""
+    parts: list = [stage.argv, [stamps.get(a, "") for a in stage.after]]
+    if stage.inputs:  # (stages without inputs keep the stamps they had before inputs existed)
+        parts.append([hashlib.sha256(storage.read_bytes(p)).hexdigest() if os.path.isfile(p)
+                      else "" for p in stage.inputs])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def _record(stamp_path: str, name: str, stamp: str) -> None:

@@ -84,3 +84,29 @@ def test_a_stage_marked_alone_runs_with_nothing_beside_it(tmp_path):
     assert set(events[:2]) == {f"start {m['a']}", f"start {m['b']}"}   # a and b together
     assert events[4:] == [f"start {m['c']}", f"end {m['c']}", f"start {m['d']}",
                           f"end {m['d']}"]
+
+
+def test_an_edited_input_file_reruns_its_stage(tmp_path, fake_python):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("num_samples: 1\n")
+    plan = [Stage("a", ("touch", str(tmp_path / "a"), str(spec)), str(tmp_path / "a"),
+                  inputs=(str(spec),))]
+    stamps = str(tmp_path / "s.json")
+    run_stages(plan, stamps, python=fake_python)
+    assert run_stages(plan, stamps, python=fake_python) == {"a": 0.0}
+    spec.write_text("num_samples: 2\n")
+    assert run_stages(plan, stamps, python=fake_python)["a"] > 0
+
+
+def test_demo_sweep_stage_resumes_when_interrupted_and_restarts_when_finished(tmp_path):
+    from audiogan import demo_run
+    from audiogan.sweep.keys import TUNER_STATE
+
+    stage = next(s for s in demo_run.stages(str(tmp_path)) if s.name == "sweep-digits")
+    sweep_dir = os.path.dirname(stage.done_marker)
+    os.makedirs(sweep_dir)
+    open(os.path.join(sweep_dir, TUNER_STATE), "w").close()
+    assert demo_run._argv(stage)[-1] == "--resume"   # interrupted: continue it
+    open(stage.done_marker, "w").close()             # finished, yet asked to run again
+    assert "--resume" not in demo_run._argv(stage) and not os.path.exists(sweep_dir)
+    assert stage.inputs == ("sweeps/spectogan-demo.yaml",)
