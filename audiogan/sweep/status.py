@@ -48,10 +48,17 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _age(history: Any, now: float) -> str:
+def _last_report(history: Any) -> float:
+    """The time of the trial's last report (0 if none)."""
     if "timestamp" not in history or not len(history):
+        return 0.0
+    return float(history["timestamp"].max())
+
+
+def _age(history: Any, now: float) -> str:
+    if not _last_report(history):
         return "-"
-    seconds = now - float(history["timestamp"].max())
+    seconds = now - _last_report(history)
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
@@ -84,7 +91,12 @@ def rows(sweep: str, spec: SweepSpec, now: float | None = None) -> list[dict[str
     base = baseline_point(spec) if spec.baseline else None
     out = []
     for t in [*trials, *replicas]:
-        row = {"trial": t.trial_id, "state": _state(t, spec.max_critic_steps, base),
+        state = _state(t, spec.max_critic_steps, base)
+        if t.status == "PENDING" and _last_report(t.history):
+            # Tune saves a running trial as PENDING (so that a resume restarts it); one that
+            # reported has started. `last report` tells whether its driver still lives.
+            state = "RUNNING" + state[len("PENDING"):]
+        row = {"trial": t.trial_id, "state": state,
                "critic steps": f"{t.last_critic_steps}/{spec.max_critic_steps}"}
         for o in objectives:
             row[f"{o.metric} ({o.mode})"] = _fmt((t.vector or {}).get(o.metric))
