@@ -26,7 +26,8 @@ from audiogan.sweep.keys import FINAL_DIR, FINAL_FILE, SEARCH_DONE, SPEC_FILE, T
 from audiogan.sweep.spec import SweepSpec, baseline_point, parse_spec
 
 
-def _spec(sweep: str) -> SweepSpec:
+def read_spec(sweep: str) -> SweepSpec:
+    """The resolved spec a sweep directory (or bucket) holds; one-line errors."""
     path = storage.join(sweep, SPEC_FILE)
     if not storage.exists(path):
         raise UserError(f"'{sweep}' is not a sweep directory (no {SPEC_FILE})")
@@ -135,7 +136,7 @@ def _stage(sweep: str, spec: SweepSpec, n_rows: int) -> str:
 
 
 def status_text(sweep: str, now: float | None = None) -> str:
-    spec = _spec(sweep)
+    spec = read_spec(sweep)
     head = f"sweep {sweep}: "
     if not storage.exists(storage.join(sweep, TUNER_STATE)):
         return head + "no trials yet (the sweep has not started its search)"
@@ -172,7 +173,7 @@ def cli_main(args: argparse.Namespace) -> int:
         raise UserError(f"sweep '{args.sweep}' not found")
     if args.watch is not None and args.watch <= 0:
         raise UserError(f"--watch takes a positive number of seconds, got {args.watch}")
-    spec = _spec(sweep)
+    spec = read_spec(sweep)
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     while True:
         sys.stdout.write(clear + status_text(sweep) + "\n")

@@ -49,8 +49,11 @@ def _sweep(b: Browser, out: str, sweep: str, work: str, marker: str) -> None:
                                 os.path.join(work, "optuna-dashboard.log"), marker)
     try:
         tb.wait_ready()
+        from audiogan.sweep.status import read_spec
+
+        metric = read_spec(sweep).objective_list[0].metric  # the sweep's objective's card
         _shoot(b, out, "tensorboard-scalars",
-               lambda: pages.tensorboard_scalars(b, tb.url, "eval/ndb", runs))
+               lambda: pages.tensorboard_scalars(b, tb.url, metric, runs))
         _shoot(b, out, "tensorboard-audio", lambda: pages.tensorboard_media(b, tb.url, "audio"))
         _shoot(b, out, "tensorboard-images",
                lambda: pages.tensorboard_media(b, tb.url, "images"))
