@@ -1,8 +1,8 @@
 """`make demo`: the whole job end to end on embedded local Ray, then `report.md`.
 
 Stages run as separate `audiogan` processes (the commands a user would type, each with
-its own Ray lifetime). A stage whose outputs exist and whose command and upstream stamps
-are unchanged is skipped, so a re-run only redoes what changed.
+its own Ray lifetime). A stage whose outputs exist and whose command, sweep YAML and
+upstream stamps are unchanged is skipped, so a re-run only redoes what changed.
 """
 
 from __future__ import annotations
@@ -91,6 +91,10 @@ def _argv(stage: Stage) -> list[str]:
     return argv
 
 
+# The data preparation stages: short processes, mostly start-up, run two at a time.
+PREPARE = ("data", "preprocess-piano", "preprocess-digits", "classifier")
+
+
 def run(out: str, python: str = sys.executable,
         spans: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
     """Run every stage not already done; returns seconds per stage (0.0 = skipped), and
@@ -104,9 +108,6 @@ def run(out: str, python: str = sys.executable,
             for s in stages(out)]
     return run_stages(plan, os.path.join(out, ".stages.json"), concurrency=2, python=python,
                       prepare=_argv, spans=spans)
-
-
-PREPARE = ("data", "preprocess-piano", "preprocess-digits", "classifier")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
