@@ -31,7 +31,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Exists and is not a zombie (a zombie holds nothing; its parent reaps it)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -40,9 +40,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def marked(marker: str) -> list[int]:
-    """Live pids (not this process) whose environment carries AUDIOGAN_WATCH=marker."""
-    needle = f"{MARKER}={marker}".encode()
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live pids (not this one) whose environment has NAME=VALUE: children inherit it."""
+    needle = f"{name}={value}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -53,9 +53,14 @@ def marked(marker: str) -> list[int]:
                     continue
         except OSError:
             continue
-        if _alive(int(entry)):
+        if alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+def marked(marker: str) -> list[int]:
+    """Live pids (not this process) whose environment carries AUDIOGAN_WATCH=marker."""
+    return processes_with_env(MARKER, marker)
 
 
 def stop_marked(marker: str, grace_s: float = 5.0) -> list[int]:
