@@ -68,6 +68,10 @@ def _state(t: Any, max_critic_steps: int, base: dict[str, Any] | None) -> str:
     from audiogan.sweep.space import same_point
 
     state = t.status
+    if state == "PENDING" and _last_report(t.history):
+        # Tune saves a running trial as PENDING (so that a resume restarts it); one that
+        # reported has started. `last report` tells whether its driver still lives.
+        state = "RUNNING"
     if stopped_early(t, max_critic_steps):
         state += " (ASHA stop)"
     if t.replicate:
@@ -92,12 +96,7 @@ def rows(sweep: str, spec: SweepSpec, now: float | None = None) -> list[dict[str
     base = baseline_point(spec) if spec.baseline else None
     out = []
     for t in [*trials, *replicas]:
-        state = _state(t, spec.max_critic_steps, base)
-        if t.status == "PENDING" and _last_report(t.history):
-            # Tune saves a running trial as PENDING (so that a resume restarts it); one that
-            # reported has started. `last report` tells whether its driver still lives.
-            state = "RUNNING" + state[len("PENDING"):]
-        row = {"trial": t.trial_id, "state": state,
+        row = {"trial": t.trial_id, "state": _state(t, spec.max_critic_steps, base),
                "critic steps": f"{t.last_critic_steps}/{spec.max_critic_steps}"}
         for o in objectives:
             row[f"{o.metric} ({o.mode})"] = _fmt((t.vector or {}).get(o.metric))

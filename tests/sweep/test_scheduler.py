@@ -61,3 +61,19 @@ def test_a_trial_its_time_budget_ended_is_not_counted_as_stopped_early():
     budget = summary({"progress/critic_steps": [300, 700], BUDGET_SPENT: [None, 1]})
     assert stopped_early(asha, 1500) and not stopped_early(budget, 1500)
     assert not stopped_early(asha, 700)   # ran its whole budget of critic steps
+
+
+def test_status_shows_a_trial_saved_as_pending_that_has_reported_as_running():
+    import pandas as pd
+
+    from audiogan.sweep.status import _state
+
+    def trial(status: str, timestamps: list) -> SimpleNamespace:
+        return SimpleNamespace(status=status, last_critic_steps=100 if timestamps else 0,
+                               replicate=None, params={},
+                               history=pd.DataFrame({"timestamp": timestamps}))
+
+    # Tune saves running trials as PENDING; one that reported has started
+    assert _state(trial("PENDING", [1.0e9]), 600, None) == "RUNNING"
+    assert _state(trial("PENDING", []), 600, None) == "PENDING"
+    assert _state(trial("TERMINATED", [1.0e9]), 100, None) == "TERMINATED"
