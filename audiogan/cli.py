@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "evaluations only)")
     p.add_argument("--recon-steps", type=int, default=None, help="inversion steps (300)")
     p.add_argument("--recon-restarts", type=int, default=None, help="inversion restarts (4)")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="B",
+                   help="a sweep's final evaluation instead: every metric with a bootstrap "
+                        "interval from B draws, the real floor at a matched count (n 2000, "
+                        "K 50 and seeds from 2,000,000 unless given)")
 
     p = add("invert", "latents of real recordings (GAN inversion)")
     p.add_argument("checkpoint", help="a checkpoint or a run directory (its latest)")

@@ -11,6 +11,9 @@ itself when it is one, else its `metrics.reference_data` (`builders.build_evalua
 `--recon N` adds `eval/recon` (`audiogan.metrics.recon`: N test clips of `--data` inverted;
 its floor column is the nearest training example, the random-z reference is printed
 below the table and stored under `recon`): final evaluations only.
+`--bootstrap B` runs a sweep's final evaluation instead (`audiogan.sweep.final_eval`: the
+same scoring as `audiogan best --final`, every metric with an interval, the real floor at
+a matched count), so a standalone run compares with a sweep's `final/*` values.
 """
 
 from __future__ import annotations
@@ -115,17 +118,65 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join([head, *lines])
 
 
+def evaluate_with_intervals(checkpoint: str, data: str, bootstrap: int, n: int | None = None,
+                            ndb_k: int | None = None, eval_seed: int | None = None
+                            ) -> dict[str, Any]:
+    """The sweep's final evaluation (`audiogan.sweep.final_eval`) of one checkpoint: the same
+    scoring, so standalone runs compare with a sweep's `final/*` values."""
+    from audiogan.sweep.final_eval import evaluate_final
+    from audiogan.sweep.spec import FinalSpec
+    from audiogan.train.checkpoint import latest_in
+
+    settings = FinalSpec().to_dict()
+    settings.update({k: v for k, v in (("n", n), ("ndb_k", ndb_k), ("eval_seed", eval_seed),
+                                       ("bootstrap", bootstrap)) if v is not None})
+    if settings["n"] < settings["ndb_k"] or settings["bootstrap"] < 1:
+        raise UserError("--bootstrap needs B >= 1 and --n at least --ndb-k")
+    result = evaluate_final(latest_in(checkpoint), data, settings)
+    return {"data": data, **result}
+
+
+def interval_table(result: dict[str, Any]) -> str:
+    def cell(rec: dict[str, Any] | None) -> str:
+        if rec is None:
+            return "-"
+        return f"{_fmt(rec['value'])} [{_fmt(rec.get('lo'))}, {_fmt(rec.get('hi'))}]"
+
+    matched = result.get("matched") or {}
+    rows = [("metric", f"model (n={result['n']})",
+             f"model (n={matched.get('n', '-')})", "real floor (matched)")]
+    for key, rec in result["metrics"].items():
+        floor_key = key.replace("final/eval/", "final/floor/", 1)
+        rows.append((key, cell(rec), cell(matched.get("model", {}).get(key)),
+                     cell(matched.get("floor", {}).get(floor_key))))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    head = (f"step {result['step']}: n={result['n']}, K={result['ndb_k']}, "
+            f"{round(result['confidence'] * 100)}% intervals from {result['bootstrap']} "
+            f"bootstrap draws, {result['seconds']} s")
+    return "\n".join([head, *lines])
+
+
 def cli_main(args: argparse.Namespace) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.n, args.ndb_k, args.eval_seed,
-                                 recon=getattr(args, "recon", None),
-                                 recon_steps=getattr(args, "recon_steps", None),
-                                 recon_restarts=getattr(args, "recon_restarts", None))
+    if getattr(args, "bootstrap", None) is not None:
+        if getattr(args, "recon", None):
+            raise UserError("--recon and --bootstrap are separate evaluations: run them apart")
+        result = evaluate_with_intervals(args.checkpoint, args.data, args.bootstrap, args.n,
+                                         args.ndb_k, args.eval_seed)
+        shown = interval_table(result)
+    else:
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.n, args.ndb_k,
+                                     args.eval_seed, recon=getattr(args, "recon", None),
+                                     recon_steps=getattr(args, "recon_steps", None),
+                                     recon_restarts=getattr(args, "recon_restarts", None))
+        shown = table(result)
     text = json.dumps(result, indent=2, sort_keys=True, allow_nan=True)
     if args.out:
         storage.write_bytes_atomic(args.out, (text + "\n").encode())
-        print(table(result))
+        print(shown)
         print(f"wrote {args.out}")
     else:
-        print(table(result), file=sys.stderr)
+        print(shown, file=sys.stderr)
         print(text)
     return 0

@@ -40,7 +40,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -170,21 +171,32 @@ class Evaluator:
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
         start = time.perf_counter()
-        x = self.generate(generator)
+        x, heard = self.scored(self.generate(generator))
+        requested = ([self.label_names[i] for i in self.labels.tolist()]
+                     if conditional(getattr(generator, "module", generator)) else None)
+        metrics = self.score(x, labels=requested, heard=heard)
+        self.last_seconds = time.perf_counter() - start
+        return metrics
+
+    def scored(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Generated output -> (what the metrics score, its audio round trip when already
+        known). Shared by every evaluation (trial-time and final), so they score the same."""
         if not np.isfinite(x).all():
             # A diverged generator: score what it makes (clipped) rather than crash the run.
             log.warning("generator output has %d non-finite values; scored as clipped to [-1, 1]",
                         int((~np.isfinite(x)).sum()))
             x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
-        requested = ([self.label_names[i] for i in self.labels.tolist()]
-                     if conditional(getattr(generator, "module", generator)) else None)
-        heard = None
         if self.source_manifest is not None:  # complex: exact inverse, then log magnitudes
-            x = heard = roundtrip.heard_as(x, self.source_manifest, self.manifest,
-                                           n_iter=self.griffin_lim_iters)
-        metrics = self.score(x, labels=requested, heard=heard)
-        self.last_seconds = time.perf_counter() - start
-        return metrics
+            x = roundtrip.heard_as(x, self.source_manifest, self.manifest,
+                                   n_iter=self.griffin_lim_iters)
+            return x, x
+        return x, None
+
+    def heard(self, x: np.ndarray) -> np.ndarray:
+        """Log magnitudes in network layout as a listener hears them (the audio round trip
+        with this evaluator's Griffin-Lim settings, the ones its real floor was heard with)."""
+        return roundtrip.round_trip(x, self.manifest, n_iter=self.griffin_lim_iters,
+                                    momentum=self.griffin_lim_momentum)
 
 
 def build_evaluator(data: str, manifest: dict[str, Any], *, n_samples: int, ndb_k: int,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from audiogan.metrics import features, inception, nn, note_stats, roundtrip
+from audiogan.metrics import features, inception, nn, note_stats
 from audiogan.metrics.ndb import nearest, two_proportion_different
 
 SKIP = ("eval/is_real",)
@@ -73,7 +73,7 @@ def pieces(evaluator: Any, x_network: np.ndarray, labels: list[str] | None = Non
         p.pc_entropy = note_stats.pitch_class_entropy_each(raw)
     if names & {"eval/is", "eval/cond_acc"} and evaluator.classifier is not None:
         if heard is None:
-            heard = roundtrip.round_trip(x, manifest, n_iter=evaluator.griffin_lim_iters)
+            heard = evaluator.heard(x)
         probs = inception.class_probabilities(evaluator.classifier, heard,
                                               device=evaluator.device).double().numpy()
         probs = np.clip(probs, 1e-12, None)

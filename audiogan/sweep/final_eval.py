@@ -24,8 +24,6 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
-
 from audiogan.data import shards
 from audiogan.errors import UserError
 from audiogan.metrics import intervals
@@ -66,19 +64,18 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
     cfg = cfg.override({"metrics.n_samples": n, "metrics.ndb_k": k, "metrics.eval_seed": seed})
     label_map = label_map_of(meta)
     key = (cfg.model.latent_dim, None if label_map is None else tuple(label_map.names),
-           cfg.metrics.classifier, cfg.data.griffin_lim_iters, n, k, seed)
+           cfg.metrics.classifier, cfg.metrics.reference_data, cfg.data.griffin_lim_iters,
+           cfg.data.griffin_lim_momentum, n, k, seed)
     cache = {} if cache is None else cache
     if key not in cache:
         cache[key] = build_evaluator(cfg, data, manifest, label_map=label_map, keep_floor=True)
     evaluator = cache[key]
-    x = evaluator.generate(generator)
-    if not np.isfinite(x).all():
-        log.warning("generator output has non-finite values; scored as clipped to [-1, 1]")
-        x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    x, heard = evaluator.scored(evaluator.generate(generator))
     labels = ([evaluator.label_names[i] for i in evaluator.labels.tolist()]
               if conditional(generator) else None)
     draws, confidence = int(settings["bootstrap"]), float(settings["confidence"])
-    heard = _heard(evaluator, x)
+    if heard is None and evaluator.classifier is not None:
+        heard = evaluator.heard(x)  # computed once for the model and its matched subset
     model = intervals.pieces(evaluator, x, labels, heard=heard)
     out: dict[str, Any] = {
         "checkpoint": checkpoint, "step": meta.get("step"), "critic_steps": meta.get("critic_steps"),
@@ -100,12 +97,3 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
                               min(r, n), k, floor=True)}
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
-
-
-def _heard(evaluator: Any, x: np.ndarray) -> np.ndarray | None:
-    """The sample set's audio round trip when a listening metric needs it (computed once)."""
-    if evaluator.classifier is None:
-        return None
-    from audiogan.metrics import roundtrip
-
-    return roundtrip.round_trip(x, evaluator.manifest, n_iter=evaluator.griffin_lim_iters)

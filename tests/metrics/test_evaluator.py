@@ -234,3 +234,24 @@ def test_bootstrap_pieces_reproduce_the_listening_metrics(spec_evaluator):
     assert set(ones) == set(scores) - {"eval/is_real"}
     for key, value in ones.items():
         assert value[0] == pytest.approx(scores[key], rel=1e-6), key
+
+
+def test_final_evaluation_hears_as_the_evaluator_does(spec_evaluator):
+    """The final evaluation's pieces (`intervals.pieces` without a precomputed round trip)
+    use the evaluator's own Griffin-Lim settings, the ones its real floor was heard with:
+    with momentum 0.99 their scores are those of the momentum-0.99 round trip."""
+    import copy
+
+    from audiogan.metrics import intervals, roundtrip
+
+    ev, test = spec_evaluator
+    ev = copy.copy(ev)
+    ev.griffin_lim_momentum = 0.99
+    heard = roundtrip.round_trip(test.x, ev.manifest, n_iter=ev.griffin_lim_iters,
+                                 momentum=0.99)
+    np.testing.assert_array_equal(ev.heard(test.x), heard)
+    scores = ev.score(test.x, labels=list(test.labels), heard=heard)
+    pieces = intervals.pieces(ev, test.x, list(test.labels))
+    ones = intervals.statistics(ev, pieces, np.ones((1, len(test.x))))
+    for key in ("eval/is", "eval/cond_acc"):
+        assert ones[key][0] == pytest.approx(scores[key], rel=1e-6), key

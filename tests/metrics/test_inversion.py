@@ -212,3 +212,24 @@ def test_recon_is_final_only_in_the_registry():
     with pytest.raises(UserError, match="final evaluations"):
         registry.check_objective("eval/recon")
     assert registry.metric_of("eval/recon").better == "lower"
+
+
+def test_final_evaluation_of_a_complex_run_scores_what_evaluate_scores(both, tmp_path):
+    """`evaluate --bootstrap` (a sweep's final evaluation) of a complex checkpoint goes
+    through the same exact inverse as `evaluate`: at the same seeds its point values are
+    `evaluate`'s values, each inside its own interval."""
+    ckpt = _checkpoint(str(tmp_path / "cx"), "spectogan-complex-cpu", both["complex"],
+                       {"metrics.reference_data": both["log_magnitude"], "metrics.ndb_k": 2,
+                        "metrics.n_samples": 4})
+    same = ["--n", "8", "--ndb-k", "2", "--eval-seed", "2000000"]
+    plain, final = str(tmp_path / "plain.json"), str(tmp_path / "final.json")
+    assert cli.main(["evaluate", ckpt, "--data", both["complex"], "--out", plain, *same]) == 0
+    assert cli.main(["evaluate", ckpt, "--data", both["complex"], "--out", final,
+                     "--bootstrap", "50", *same]) == 0
+    p, f = json.load(open(plain)), json.load(open(final))
+    assert f["n"] == 8 and f["ndb_k"] == 2 and f["bootstrap"] == 50
+    assert set(f["metrics"]) == {f"final/{k}" for k in p["metrics"]}
+    for key, value in p["metrics"].items():
+        rec = f["metrics"][f"final/{key}"]
+        assert rec["value"] == pytest.approx(value, abs=1e-6), key
+        assert rec["lo"] - 1e-9 <= rec["value"] <= rec["hi"] + 1e-9, key
