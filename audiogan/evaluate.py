@@ -34,6 +34,26 @@ from audiogan.metrics import registry
 
 log = logging.getLogger(__name__)
 
+def generated_meta(checkpoint: str, meta: dict[str, Any], data: str,
+                   manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint's meta when a complex run is scored on its log-magnitude dataset
+    `data` (`builders.build_evaluator(generated=...)`), else None; a one-line error when
+    the checkpoint cannot be scored on `data`."""
+    if manifest["kind"] != meta.get("kind"):
+        raise UserError(f"checkpoint '{checkpoint}' generates {meta.get('kind')} but '{data}' "
+                        f"holds {manifest['kind']} data")
+    if shards.is_complex(meta) != shards.is_complex(manifest):
+        if not shards.is_complex(meta):
+            raise UserError(f"checkpoint '{checkpoint}' generates log magnitudes but '{data}' "
+                            "holds complex spectrograms: evaluate it on log-magnitude data")
+        return meta
+    if meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
+        log.warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
+                    "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
+                    shards.manifest_hash(manifest), data)
+    return None
+
+
 def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
                         ndb_k: int | None = None, eval_seed: int | None = None,
                         recon: int | None = None, recon_steps: int | None = None,
@@ -48,19 +68,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
     start = time.perf_counter()
     generator, cfg, meta = load_generator(checkpoint)
     manifest = shards.read_manifest(data)
-    if manifest["kind"] != meta.get("kind"):
-        raise UserError(f"checkpoint '{checkpoint}' generates {meta.get('kind')} but '{data}' "
-                        f"holds {manifest['kind']} data")
-    generated = None
-    if shards.is_complex(meta) != shards.is_complex(manifest):
-        if not shards.is_complex(meta):
-            raise UserError(f"checkpoint '{checkpoint}' generates log magnitudes but '{data}' "
-                            "holds complex spectrograms: evaluate it on log-magnitude data")
-        generated = meta  # a complex run scored on the log-magnitude dataset --data
-    elif meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
-        log.warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
-                    "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
-                    shards.manifest_hash(manifest), data)
+    generated = generated_meta(checkpoint, meta, data, manifest)
     overrides = {k: v for k, v in (("metrics.n_samples", n), ("metrics.ndb_k", ndb_k),
                                    ("metrics.eval_seed", eval_seed)) if v is not None}
     cfg = cfg.override(overrides)

@@ -158,7 +158,7 @@ def invert(generator: torch.nn.Module, targets: torch.Tensor, space: Space, *,
                     last = time.perf_counter()
                     say(f"invert: rows {lo + 1}-{int(idx[-1]) + 1} of {rows} ({n} examples x "
                         f"{restarts} restarts), step {step + 1}/{steps}, mean distance "
-                        f"{float(d.mean()):.4f}, {last - t0:.0f} s")
+                        f"{float(d.detach().mean()):.4f}, {last - t0:.0f} s")
     finally:
         for p, flag in zip(generator.parameters(), frozen):
             p.requires_grad_(flag)

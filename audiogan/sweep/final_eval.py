@@ -51,6 +51,7 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
     """The final evaluation of one checkpoint (see the module docstring). `settings`: the
     `final:` section; `cache`: evaluators shared between checkpoints of one sweep."""
     from audiogan.builders import build_evaluator
+    from audiogan.evaluate import generated_meta
     from audiogan.train.checkpoint import label_map_of, load_generator
 
     start = time.perf_counter()
@@ -61,14 +62,16 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
         raise UserError(f"final evaluation seeds {seed}..{seed + n - 1} overlap the "
                         f"training-time evaluation seeds {trained.start}..{trained.stop - 1}")
     manifest = shards.read_manifest(data)
+    generated = generated_meta(checkpoint, meta, data, manifest)
     cfg = cfg.override({"metrics.n_samples": n, "metrics.ndb_k": k, "metrics.eval_seed": seed})
     label_map = label_map_of(meta)
     key = (cfg.model.latent_dim, None if label_map is None else tuple(label_map.names),
            cfg.metrics.classifier, cfg.metrics.reference_data, cfg.data.griffin_lim_iters,
-           cfg.data.griffin_lim_momentum, n, k, seed)
+           cfg.data.griffin_lim_momentum, cfg.data.representation, n, k, seed)
     cache = {} if cache is None else cache
     if key not in cache:
-        cache[key] = build_evaluator(cfg, data, manifest, label_map=label_map, keep_floor=True)
+        cache[key] = build_evaluator(cfg, data, manifest, label_map=label_map, keep_floor=True,
+                                     generated=generated)
     evaluator = cache[key]
     x, heard = evaluator.scored(evaluator.generate(generator))
     labels = ([evaluator.label_names[i] for i in evaluator.labels.tolist()]
