@@ -34,6 +34,7 @@ from audiogan.metrics import registry
 
 log = logging.getLogger(__name__)
 
+
 def generated_meta(checkpoint: str, meta: dict[str, Any], data: str,
                    manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The checkpoint's meta when a complex run is scored on its log-magnitude dataset
