@@ -95,7 +95,9 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
         lines += [f"Sweep page, with players: [{_rel(page, out)}]({_rel(page, out)}).", ""]
     lines += ["### Leaderboard (from `leaderboard.csv`)", ""]
     cols = [c for c in (board[0].keys() if board else []) if c != "checkpoint"]
-    lines += [markdown_table([{k: _number(v) for k, v in row.items()} for row in board], cols), ""]
+    # Trial ids stay text: "419e1623" reads as a float (infinity).
+    lines += [markdown_table([{k: v if k == "trial_id" else _number(v) for k, v in row.items()}
+                              for row in board], cols), ""]
     lines += ["### Best checkpoint against the real floor (from `metrics.json`)", ""]
     lines += [_metrics_table(_read_json(os.path.join(best, "metrics.json"))), ""]
     lines += final_lines(best_json)

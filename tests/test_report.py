@@ -7,13 +7,13 @@ import os
 from audiogan.report import write_demo_report
 
 
-def _fake_best(out, family, value, ndb, floor):
+def _fake_best(out, family, value, ndb, floor, trial_id="aaa"):
     best = os.path.join(out, "best", family)
     os.makedirs(os.path.join(best, "samples"))
     with open(os.path.join(best, "leaderboard.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, ["rank", "trial_id", "status", "best eval/ndb", "checkpoint"])
         w.writeheader()
-        w.writerow({"rank": 1, "trial_id": "aaa", "status": "TERMINATED",
+        w.writerow({"rank": 1, "trial_id": trial_id, "status": "TERMINATED",
                     "best eval/ndb": value, "checkpoint": "/x"})
     json.dump({"trial_id": "aaa", "metric": "eval/ndb", "mode": "min", "value": value,
                "at_critic_steps": 40, "trials": 1, "scope": "all evaluations",
@@ -28,7 +28,8 @@ def _fake_best(out, family, value, ndb, floor):
 def test_report_numbers_come_from_the_records(tmp_path):
     out = str(tmp_path)
     _fake_best(out, "pianogan", 0.625, 0.625, 0.125)
-    _fake_best(out, "spectogan", 0.375, 0.375, 0.0625)
+    # A trial id that reads as a number (419e1623 = infinity) stays the id.
+    _fake_best(out, "spectogan", 0.375, 0.375, 0.0625, trial_id="419e1623")
     commands = [("data", ("data", "demo", "--out", "raw")),
                 ("classifier", ("classifier", "train")), ("sweep", ("sweep", "x.yaml"))]
     # data 0-1.5 s, the classifier beside it 0.5-4.0 s: the preparation's wall time is 4.0
@@ -39,6 +40,7 @@ def test_report_numbers_come_from_the_records(tmp_path):
     assert "run two at a time: 4.0 s of wall time" in text
     assert "| classifier | 0.5 | 3.5 | `audiogan classifier train` |" in text
     assert "| 1 | aaa | TERMINATED | 0.625 |" in text
+    assert "| 1 | 419e1623 | TERMINATED | 0.375 |" in text
     assert "| eval/ndb | 0.625 | 0.125 |" in text and "| eval/ndb | 0.375 | 0.0625 |" in text
     assert "Rendering backend: **sine**" in text and "seed_0000.wav" in text
     assert "`audiogan data demo --out" in text and "/x" not in text
