@@ -256,6 +256,30 @@ def build_evaluator(cfg: Config, data: str, manifest: dict[str, Any], device: st
                  source_manifest=source, keep_floor=keep_floor)
 
 
+def scored_as(checkpoint: str, meta: dict[str, Any], data: str,
+              manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint's meta when a complex run is scored on its log-magnitude dataset
+    `data` (`build_evaluator(generated=...)`), else None; a one-line error when
+    the checkpoint cannot be scored on `data`."""
+    from audiogan.data import shards
+
+    if manifest["kind"] != meta.get("kind"):
+        raise UserError(f"checkpoint '{checkpoint}' generates {meta.get('kind')} but '{data}' "
+                        f"holds {manifest['kind']} data")
+    if shards.is_complex(meta) != shards.is_complex(manifest):
+        if not shards.is_complex(meta):
+            raise UserError(f"checkpoint '{checkpoint}' generates log magnitudes but '{data}' "
+                            "holds complex spectrograms: evaluate it on log-magnitude data")
+        return meta
+    if meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
+        import logging
+
+        logging.getLogger(__name__).warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
+                    "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
+                    shards.manifest_hash(manifest), data)
+    return None
+
+
 def build_tensorboard(cfg: Config, log_dir: str, manifest: dict[str, Any],
                       label_map: LabelMap | None = None) -> Any:
     from audiogan.train.tb import TensorBoard

@@ -35,26 +35,6 @@ from audiogan.metrics import registry
 log = logging.getLogger(__name__)
 
 
-def generated_meta(checkpoint: str, meta: dict[str, Any], data: str,
-                   manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint's meta when a complex run is scored on its log-magnitude dataset
-    `data` (`builders.build_evaluator(generated=...)`), else None; a one-line error when
-    the checkpoint cannot be scored on `data`."""
-    if manifest["kind"] != meta.get("kind"):
-        raise UserError(f"checkpoint '{checkpoint}' generates {meta.get('kind')} but '{data}' "
-                        f"holds {manifest['kind']} data")
-    if shards.is_complex(meta) != shards.is_complex(manifest):
-        if not shards.is_complex(meta):
-            raise UserError(f"checkpoint '{checkpoint}' generates log magnitudes but '{data}' "
-                            "holds complex spectrograms: evaluate it on log-magnitude data")
-        return meta
-    if meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
-        log.warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
-                    "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
-                    shards.manifest_hash(manifest), data)
-    return None
-
-
 def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
                         ndb_k: int | None = None, eval_seed: int | None = None,
                         recon: int | None = None, recon_steps: int | None = None,
@@ -62,14 +42,14 @@ def evaluate_checkpoint(checkpoint: str, data: str, n: int | None = None,
     """Score a checkpoint on `data`; `n`, `ndb_k` and `eval_seed` override the checkpoint's
     `metrics.*` (a final evaluation: more samples, K = 50, seeds disjoint from training's);
     `recon` > 0 adds eval/recon over that many test clips."""
-    from audiogan.builders import build_evaluator
+    from audiogan.builders import build_evaluator, scored_as
     from audiogan.train.checkpoint import label_map_of, latest_in, load_generator
 
     checkpoint = latest_in(checkpoint)  # a run directory: its latest checkpoint
     start = time.perf_counter()
     generator, cfg, meta = load_generator(checkpoint)
     manifest = shards.read_manifest(data)
-    generated = generated_meta(checkpoint, meta, data, manifest)
+    generated = scored_as(checkpoint, meta, data, manifest)
     overrides = {k: v for k, v in (("metrics.n_samples", n), ("metrics.ndb_k", ndb_k),
                                    ("metrics.eval_seed", eval_seed)) if v is not None}
     cfg = cfg.override(overrides)

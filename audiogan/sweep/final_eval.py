@@ -50,8 +50,7 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
                    cache: dict[Any, Any] | None = None) -> dict[str, Any]:
     """The final evaluation of one checkpoint (see the module docstring). `settings`: the
     `final:` section; `cache`: evaluators shared between checkpoints of one sweep."""
-    from audiogan.builders import build_evaluator
-    from audiogan.evaluate import generated_meta
+    from audiogan.builders import build_evaluator, scored_as
     from audiogan.train.checkpoint import label_map_of, load_generator
 
     start = time.perf_counter()
@@ -62,7 +61,7 @@ def evaluate_final(checkpoint: str, data: str, settings: dict[str, Any],
         raise UserError(f"final evaluation seeds {seed}..{seed + n - 1} overlap the "
                         f"training-time evaluation seeds {trained.start}..{trained.stop - 1}")
     manifest = shards.read_manifest(data)
-    generated = generated_meta(checkpoint, meta, data, manifest)
+    generated = scored_as(checkpoint, meta, data, manifest)
     cfg = cfg.override({"metrics.n_samples": n, "metrics.ndb_k": k, "metrics.eval_seed": seed})
     label_map = label_map_of(meta)
     key = (cfg.model.latent_dim, None if label_map is None else tuple(label_map.names),
