@@ -274,9 +274,10 @@ def scored_as(checkpoint: str, meta: dict[str, Any], data: str,
     if meta.get("data_manifest_hash") not in (None, shards.manifest_hash(manifest)):
         import logging
 
-        logging.getLogger(__name__).warning("checkpoint was trained on other data (manifest hash %s, '%s' has %s): "
-                    "metrics compare with '%s'", meta.get("data_manifest_hash"), data,
-                    shards.manifest_hash(manifest), data)
+        logging.getLogger(__name__).warning(
+            "checkpoint was trained on other data (manifest hash %s, '%s' has %s): metrics "
+            "compare with '%s'", meta.get("data_manifest_hash"), data,
+            shards.manifest_hash(manifest), data)
     return None
 
 
