@@ -126,6 +126,15 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
         if missing:
             lines.append(f"- not kept here ({len(missing)}): {', '.join(missing)}; the sample "
                          "command below writes them again")
+        # Files the sample command did not write (e.g. its renders joined into one file to
+        # keep the repository's audio files few): linked too, so the page plays them.
+        listed = {os.path.basename(f if isinstance(f, str) else f.get("path", ""))
+                  for f in samples.get("files", [])}
+        folder = os.path.join(best, "samples")
+        for name in sorted(os.listdir(folder)):
+            if name not in listed and name.endswith((".wav", ".mid", ".png")):
+                lines.append(f"- added after sampling: [{name}]"
+                             f"({_rel(os.path.join(folder, name), out)})")
         lines.append("")
     return lines
 
@@ -337,12 +346,41 @@ def _sweep_rows(results: str) -> list[dict[str, Any]]:
         base = b.get("baseline") or {}
         if not b or base.get("value") in (None, 0):
             continue
+        final = (b.get("final") or {}).get("comparison")
+        if final:  # the final stage's verdict, not one trial-time evaluation's
+            rows += _final_rows(name, b)
+            continue
         rows.append({"measure": f"sweep {name}: best {b['metric']} {_fmt(b['value'])} "
                                 f"({b['trials']} trials, {b.get('max_critic_steps')} critic steps each)",
                      "baseline": f"WaveGAN defaults {_fmt(base['value'])}",
                      "ratio": b["value"] / base["value"],
                      "target": f"{'lower' if b['mode'] == 'min' else 'higher'} is better",
                      "date": b.get("date", "")})
+    return rows
+
+
+def _final_rows(name: str, b: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per objective: the final evaluation's best against the baseline (one
+    checkpoint each, bootstrap intervals), and the verdict over seed replicates."""
+    final = b["final"]
+    settings = final.get("settings") or {}
+    seeds = (final.get("replicates") or {}).get("comparison") or {}
+    rows = []
+    for metric, c in final["comparison"]["by_metric"].items():
+        best, base = c["best"], c["baseline"]
+        over = seeds.get(metric)
+        over_seeds = f"; seed replicates' intervals: {over['verdict']} " \
+                     f"({over.get('test', '')} p = {_fmt(over.get('p'))})" if over else ""
+        rows.append({
+            "measure": f"sweep {name}, final (n {best.get('n', settings.get('n'))}, "
+                       f"K {best.get('k', settings.get('ndb_k'))}): best {metric} "
+                       f"{_fmt(best['value'])} [{_fmt(best['lo'])}, {_fmt(best['hi'])}]",
+            "baseline": f"paper's recipe {_fmt(base['value'])} "
+                        f"[{_fmt(base['lo'])}, {_fmt(base['hi'])}]",
+            "ratio": best["value"] / base["value"] if base["value"] else float("nan"),
+            "target": f"{'lower' if c['mode'] == 'min' else 'higher'} is better; intervals: "
+                      f"{c['verdict']}{over_seeds}",
+            "date": final.get("date", b.get("date", ""))})
     return rows
 
 

@@ -64,7 +64,11 @@ def test_sweep_report_and_results_row_read_best_json(tmp_path):
     full.mkdir()
     (full / "curves.csv").write_text("key,step,value\neval/ndb,1000,1.0\nloss/critic,1000,3\n"
                                      "eval/ndb,2000,0.9\n")
+    # Renders joined after sampling (the sample command never listed them) are linked too.
+    (results / "sweeps" / "real" / "samples" / "seeds_0-2.mid").write_bytes(b"MThd")
     text = open(write_sweep_report(str(results / "sweeps" / "real"), "Real", ["audiogan sweep s.yaml"])).read()
+    assert "- not kept here (1): seed_0000.wav;" in text
+    assert "- added after sampling: [seeds_0-2.mid](samples/seeds_0-2.mid)" in text
     assert "(`baseline-full-budget/`, `eval/ndb` by critic step): 1 at 5000, 0.9 at 10000; best 0.9." in text
     assert "ASHA stopped 4 early" in text and "9 TERMINATED" in text
     assert "WaveGAN defaults (trial `bbb`, `loss.n_critic`=5): 0.5 at critic step 3000 " \
@@ -206,3 +210,15 @@ def test_sweep_report_shows_the_final_stage_from_best_json(tmp_path):
     assert "`eval/ndb` better (0.3 [0.25, 0.35] vs 0.62 [0.57, 0.67])" in text
     assert "| best | `aaa` | 3 | 0.32 [0.2952, 0.3448] |" in text
     assert "best vs baseline over seeds: **better** (intervals; Welch t-test p = " in text
+    # The results index shows the final stage's verdict, not one trial-time evaluation.
+    from audiogan.report import write_results_index
+
+    sweep = tmp_path / "results" / "sweeps" / "fin"
+    sweep.mkdir(parents=True)
+    json.dump({**info, "final": final, "baseline": {"trial_id": "bbb", "value": 0.5}},
+              open(sweep / "best.json", "w"))
+    index = open(write_results_index(str(tmp_path / "results"))).read()
+    assert "| sweep fin, final (n 2000, K 50): best eval/ndb 0.3 [0.25, 0.35] | " \
+           "paper's recipe 0.62 [0.57, 0.67] | 0.4839 | lower is better; intervals: better; seed " \
+           "replicates' intervals: better (Welch t-test p = " in index
+    assert "best eval/ndb 0.25 (" not in index  # the trial-time row is replaced
