@@ -48,8 +48,9 @@ def test_ray_dashboard_jobs_shows_the_live_sweep(watched):
     rows = [r for r in check["value"] if "audiogan sweep" in r.get("Entrypoint", "")]
     assert rows and rows[0]["Status"] == "RUNNING", check["value"]
     # 1-worker trials run in the Tune trial process, no TorchTrainer: no Train run exists.
-    runs = _seen(watched, "sweep_train_runs")["value"]
-    assert not runs.get("runs"), runs
+    runs = _seen(watched, "sweep_train_runs")
+    assert runs["sweep_live"]
+    assert not runs["value"].get("runs"), runs["value"]
 
 
 def test_ray_dashboard_shows_the_two_worker_train_run(watched):

@@ -148,6 +148,9 @@ class Watcher:
         url = self.check("sweep_dashboard", lambda: sweep.find(DASHBOARD_LINE, 120))
         if url:
             self.check("sweep_jobs", lambda: pages.ray_jobs(b, url))
+            # The sweep's own Ray (and its dashboard) ends with it: on a slow day the
+            # TensorBoard checks below outlast the smoke sweep, so this page is read now.
+            self.check("sweep_train_runs", lambda: pages.ray_train_runs(b, url))
         self.check("status_live", lambda: subprocess.run(
             [sys.executable, "-m", "audiogan", "status", self.sweep_dir], cwd=self.repo,
             env=self.env, capture_output=True, text=True, timeout=120).stdout)
@@ -165,8 +168,6 @@ class Watcher:
             b, self.tb.url, "eval/ndb", expected["with_events"]))[1])
         self.check("tb_audio", lambda: pages.tensorboard_media(b, self.tb.url, "audio"))
         self.check("tb_images", lambda: pages.tensorboard_media(b, self.tb.url, "images"))
-        if url:
-            self.check("sweep_train_runs", lambda: pages.ray_train_runs(b, url))
         self.check("cluster_train_runs", self._train_run_up)
         self.check("cluster_jobs", lambda: pages.ray_jobs(b, self.cluster))
         self.check("cluster_actors", lambda: pages.ray_actors(b, self.cluster))
