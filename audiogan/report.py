@@ -113,9 +113,10 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
         lines += ["### Samples", "",
                   f"Rendering backend: **{samples.get('rendering_backend')}**; seeds "
                   f"{samples.get('seeds')}; config hash `{samples.get('config_hash')}`.", ""]
-        missing = []
+        missing, listed = [], set()
         for f in samples.get("files", []):
             name = f if isinstance(f, str) else f.get("path", "")
+            listed.add(os.path.basename(name))
             full = name if os.path.isabs(name) else os.path.join(best, "samples", name)
             if not os.path.exists(full):  # e.g. large renders left out of a commit
                 missing.append(os.path.basename(name))
@@ -128,8 +129,6 @@ def _model_section(best: str, out: str, title: str) -> list[str]:
                          "command below writes them again")
         # Files the sample command did not write (e.g. its renders joined into one file to
         # keep the repository's audio files few): linked too, so the page plays them.
-        listed = {os.path.basename(f if isinstance(f, str) else f.get("path", ""))
-                  for f in samples.get("files", [])}
         folder = os.path.join(best, "samples")
         for name in sorted(os.listdir(folder)):
             if name not in listed and name.endswith((".wav", ".mid", ".png")):
