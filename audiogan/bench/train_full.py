@@ -6,10 +6,12 @@ update), counted by `torch.utils.flop_counter.FlopCounterMode`; the step time of
 PyTorch loop (`wgan.train_step` in this process) and of the product (`audiogan train`'s
 TorchTrainer, 1 worker), both on THREADS threads; and each one's FLOP/s as a share of the
 fp32 matmul rate measured in the same process (an n x n matmul on the same threads).
-The plain loop and the product run in PAIRS interleaved pairs (plain, product, plain, ...),
-each pair with its own matmul rate: the machine's speed drifts by tens of percent over the
-minutes a SpectoGAN step pair takes (other tenants), so the ratio is the median of the
-pairs' ratios, never a ratio of runs minutes apart.
+The plain loop and the product run in PAIRS[preset] pairs, each with its own matmul rate,
+in ABBA order (plain then product, product then plain, ...): the machine's speed drifts by
+tens of percent over the minutes a SpectoGAN step pair takes (other tenants), and whichever
+ran first was the faster one (2026-12-01: product/plain 0.90 with the plain loop always
+first, 1.15 with the product first), so a fixed order measures the order. The ratio is the
+median of the pairs' ratios, never a ratio of runs minutes apart.
 
 PianoGAN also runs the plain loop with `audiogan.conv1d`'s GEMM form switched off (the
 oneDNN convolutions of before), and times each k25/s4 layer both ways at the preset's
@@ -35,8 +37,8 @@ THREADS = 2
 MATMUL_N = 2048
 TARGETS = {"spectogan_product_over_plain_share": ">= 0.95",
            "pianogan_share_over_onednn_share": ">= 1.2"}
-STEPS = {"spectogan": (1, 3), "pianogan": (2, 12)}   # (warm-up, timed) in the plain loop
-PAIRS = 3
+STEPS = {"spectogan": (1, 2), "pianogan": (2, 12)}   # (warm-up, timed) in the plain loop
+PAIRS = {"spectogan": 2, "pianogan": 4}   # even: as many pairs with each order
 
 
 def matmul_rate(threads: int, n: int = MATMUL_N, repeats: int = 5) -> float:
@@ -150,12 +152,18 @@ def bench_full(quick: bool, work: str) -> dict[str, Any]:
         warmup, timed = (1, 2) if quick else STEPS[preset]
         flops = step_flops(cfg, data)
         pairs = []
-        for _ in range(1 if quick else PAIRS):
-            plain = plain_seconds_per_step(cfg, data, warmup, timed)
+        total = 0  # the product's run length, fixed by the first pair (plain first)
+        for i in range(1 if quick else PAIRS[preset]):
+            first = "plain" if i % 2 == 0 else "product"
+            if first == "plain":
+                plain = plain_seconds_per_step(cfg, data, warmup, timed)
             # The product reports by time (the default): run long enough for 3+ reports.
-            total = max(warmup + timed, math.ceil(2.5 * cfg.train.report_every_s / plain)) + 1
+            total = total or max(warmup + timed,
+                                 math.ceil(2.5 * cfg.train.report_every_s / plain)) + 1
             product = product_seconds_per_step(cfg, data, total, work)
-            pair = {"plain_s_per_step": plain, "product_s_per_step": product,
+            if first == "product":
+                plain = plain_seconds_per_step(cfg, data, warmup, timed)
+            pair = {"first": first, "plain_s_per_step": plain, "product_s_per_step": product,
                     "product_over_plain": plain / product,
                     "matmul_gflop_s": matmul_rate(THREADS, 256 if quick else MATMUL_N)}
             if preset == "pianogan":  # the convolutions before conv1d's GEMM form, same pair
