@@ -20,7 +20,9 @@ def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str
         if len(pairs) < 2:
             return ""
         values = sorted(p[key] for p in pairs)
-        return f" (median of {len(pairs)} interleaved pairs, {values[0]:.2f}-{values[-1]:.2f})"
+        # Pairs with a "first" key alternate which side runs first (ABBA).
+        how = "pairs in ABBA order" if "first" in pairs[0] else "interleaved pairs"
+        return f" (median of {len(pairs)} {how}, {values[0]:.2f}-{values[-1]:.2f})"
 
     if s:
         rows.append({"measure": f"train spectogan (d={s['d']}, batch {s['batch_size']}): product "

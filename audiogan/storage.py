@@ -2,6 +2,16 @@
 
 Writes are atomic: local files go through a temp file and `os.replace`; object stores
 publish an object only when its upload completes.
+
+Object-storage faults: an s3:// URI opens a `RetryingS3FileSystem`, pyarrow's S3 client
+with the AWS SDK's standard retry strategy raised to `AUDIOGAN_S3_MAX_ATTEMPTS` attempts
+(default 10; exponential backoff with jitter, within the SDK's retry quota): 5xx answers,
+throttling (SlowDown, 503), connection resets and timeouts are retried by the SDK, on every
+call -- shard reads, checkpoint uploads (Ray Train and Tune get this filesystem), result
+writes. A request that receives no data for `AUDIOGAN_S3_REQUEST_TIMEOUT_S` seconds
+(default 10) is abandoned and retried. The SDK's own log (its retries among them) is
+opt-in, `AUDIOGAN_S3_LOG=warn`: it goes to stdout. Permanent errors (access denied, a
+missing bucket) are not retried; `check_writable` makes them one line before Ray starts.
 """
 
 from __future__ import annotations
@@ -15,9 +25,89 @@ import tempfile
 import uuid
 from typing import Any, Iterator
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from audiogan.errors import UserError
+
+
+S3_MAX_ATTEMPTS_ENV = "AUDIOGAN_S3_MAX_ATTEMPTS"
+S3_REQUEST_TIMEOUT_ENV = "AUDIOGAN_S3_REQUEST_TIMEOUT_S"
+S3_LOG_ENV = "AUDIOGAN_S3_LOG"
+S3_CONNECT_TIMEOUT_S = 10.0
+# The URI options pyarrow's S3 URIs take (`?endpoint_override=...&scheme=http`).
+_S3_URI_OPTIONS = {"region": str, "scheme": str, "endpoint_override": str,
+                   "allow_bucket_creation": bool, "allow_bucket_deletion": bool,
+                   "tls_ca_file_path": str, "force_virtual_addressing": bool}
+
+
+def _rebuild_s3(options: dict[str, Any]) -> "RetryingS3FileSystem":
+    _initialize_s3_logging()  # a Ray worker unpickling it: the same opt-in logging
+    return RetryingS3FileSystem(**options)
+
+
+class RetryingS3FileSystem(pafs.S3FileSystem):
+    """pyarrow's S3FileSystem with the project's retry bound and timeouts, which survive
+    pickling (pyarrow's own pickle drops the retry strategy, and Ray pickles the storage
+    filesystem to every worker)."""
+
+    def __init__(self, *, max_attempts: int, **options: Any) -> None:
+        super().__init__(retry_strategy=pafs.AwsStandardS3RetryStrategy(
+            max_attempts=max_attempts), **options)
+        self._options = {"max_attempts": max_attempts, **options}
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return _rebuild_s3, (dict(self._options),)
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not a number") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s: float
+                   ) -> RetryingS3FileSystem:
+    from urllib.parse import parse_qsl
+
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        kind = _S3_URI_OPTIONS.get(key)
+        if kind is None:
+            raise UserError(f"unknown S3 URI option '{key}' (known: "
+                            f"{', '.join(sorted(_S3_URI_OPTIONS))})")
+        options[key] = value.lower() in ("1", "true", "yes") if kind is bool else value
+    _initialize_s3_logging()
+    if "region" not in options and "endpoint_override" not in options:
+        # What FileSystem.from_uri does: ask S3 where the bucket lives (the SDK's default
+        # region would get a redirect for a bucket elsewhere).
+        try:
+            options["region"] = pafs.resolve_s3_region(bucket)
+        except OSError as exc:
+            raise UserError(f"cannot find S3 bucket '{bucket}': {exc}") from None
+    return RetryingS3FileSystem(max_attempts=max_attempts, request_timeout=request_timeout_s,
+                                connect_timeout=S3_CONNECT_TIMEOUT_S, **options)
+
+
+@functools.lru_cache(maxsize=1)
+def _initialize_s3_logging() -> None:
+    # Opt-in: the SDK logs to stdout, every process, with start-up noise (instance
+    # metadata, profile files) at warn level. `AUDIOGAN_S3_LOG=warn` shows its retries.
+    level = os.environ.get(S3_LOG_ENV, "").strip().lower()
+    if not level:
+        return
+    levels = {"fatal": pafs.S3LogLevel.Fatal, "error": pafs.S3LogLevel.Error,
+              "warn": pafs.S3LogLevel.Warn, "info": pafs.S3LogLevel.Info,
+              "debug": pafs.S3LogLevel.Debug, "trace": pafs.S3LogLevel.Trace}
+    if level not in levels:
+        raise UserError(f"{S3_LOG_ENV}={level!r}: one of {', '.join(levels)}")
+    try:
+        pafs.initialize_s3(levels[level])
+    except pa.ArrowInvalid:  # this process's S3 was set up already (Ray, a test): keep it
+        pass
 
 
 def is_uri(path: str) -> bool:
@@ -25,14 +115,67 @@ def is_uri(path: str) -> bool:
 
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path inside it) for a local path or a URI."""
+    """(filesystem, path inside it) for a local path or a URI; s3:// gets the retrying
+    filesystem (module docstring)."""
     path = str(path)
     if is_uri(path):
+        if path.startswith("s3://"):
+            from urllib.parse import unquote
+
+            head, _, query = path[len("s3://"):].partition("?")
+            bucket = head.split("/", 1)[0]
+            if "@" in bucket:
+                raise UserError(f"storage URI 's3://{head.split('@')[-1]}': credentials do "
+                                "not belong in a URI; use the AWS environment or profile")
+            if not bucket:
+                raise UserError(f"cannot open storage URI '{path}': no bucket")
+            attempts = int(_env_number(S3_MAX_ATTEMPTS_ENV, 10))
+            if attempts < 1:
+                raise UserError(f"{S3_MAX_ATTEMPTS_ENV} must be >= 1")
+            fs = _s3_filesystem(bucket, query, attempts,
+                                _env_number(S3_REQUEST_TIMEOUT_ENV, 10.0))
+            return fs, unquote(head.rstrip("/"))
         try:
             return pafs.FileSystem.from_uri(path)
         except Exception as exc:  # pyarrow raises several types for bad URIs
             raise UserError(f"cannot open storage URI '{path}': {exc}") from exc
     return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def split(path: str) -> tuple[str, str]:
+    """(parent, last name) of a local path or a URI; a URI's options stay on the parent
+    (`s3://b/runs/a?endpoint_override=h` -> `s3://b/runs?endpoint_override=h`, `a`)."""
+    if is_uri(path):
+        head, sep, query = str(path).partition("?")
+        parent, name = head.rstrip("/").rsplit("/", 1)
+        return (f"{parent}?{query}" if sep else parent), name
+    path = os.path.abspath(path)
+    return os.path.dirname(path), os.path.basename(path)
+
+
+def for_ray(path: str) -> tuple[str, pafs.FileSystem | None]:
+    """(storage_path, storage_filesystem) for Ray's RunConfig / Tuner.restore: an object
+    store goes to Ray as this module's filesystem (retries included) and the path inside
+    it; a local path goes as an absolute path with Ray's default filesystem."""
+    if is_uri(path):
+        fs, inside = resolve(path)
+        return inside, fs
+    return os.path.abspath(path), None
+
+
+def check_writable(path: str, what: str) -> None:
+    """Write and delete a probe object under `path`: a permission or missing-bucket error
+    is one line now, before Ray starts, instead of a failed trial an hour later."""
+    if not is_uri(path):
+        return
+    probe = join(path, tmp_name() + "-write-check")  # ".tmp-": ours if left behind
+    try:
+        write_bytes_atomic(probe, b"ok\n")
+        fs, inside = resolve(probe)
+        fs.delete_file(inside)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot write to {what} '{path}': {first}") from None
 
 
 def join(base: str, *parts: str) -> str:

@@ -17,7 +17,9 @@ What is private, and why it is used:
 - `ExperimentAnalysis._fs`: the filesystem Tune resolved for a sweep directory.
 - ASHA's `_time_attr`, `_max_t` and `_num_stopped` (the baseline trial is never stopped).
 - OptunaSearch's study, its trial map and the `_setup_study` step (persistent RDB study:
-  no second baseline on restore, orphaned trials failed, the Tune trial id recorded).
+  no second baseline on restore, orphaned trials failed, the Tune trial id recorded), and
+  its pickled state (`save`/`restore`): stored without the storage, rebound on the node
+  that resumes (a sweep survives losing its head).
 - An Optuna `FrozenTrial`'s storage id (`_trial_id`) and a study's `_storage`.
 """
 
@@ -28,6 +30,8 @@ import signal
 from typing import Any, Callable
 
 from ray.tune.schedulers import ASHAScheduler
+
+log = logging.getLogger(__name__)
 from ray.tune.search.optuna import OptunaSearch
 
 RAY_VERSION = "2.60.0"
@@ -104,6 +108,78 @@ class OptunaSearchAdapter(OptunaSearch):
     def prepare_study(self) -> None:
         """Override: runs before the study is created or loaded."""
 
+    def current_storage(self, pickled_url: str | None) -> Any:
+        """The study's storage as this driver node reaches it; override to derive it (the
+        URL the searcher was pickled with may be a lost node's path)."""
+        from optuna.storages import RDBStorage
+
+        return None if pickled_url is None else RDBStorage(pickled_url)
+
+    # Tune pickles the searcher twice: inside the Tuner (tuner.pkl, `__getstate__`) and
+    # as its state after every trial (`save`). Ray pickles OptunaSearch's whole __dict__,
+    # the RDBStorage included, whose unpickling connects to the URL of the node that
+    # pickled it: a dead head's SQLite path. The portable state keeps the sampler (its RNG)
+    # and the Tune -> Optuna trial ids instead, and `reopen` binds them to the storage of
+    # the node that unpickles it.
+    def _portable_state(self) -> dict:
+        state = self.__dict__.copy()
+        study = state.pop("_ot_study", None)
+        state["_portable_url"] = getattr(self._storage, "url", None)
+        state["_storage"] = None
+        state["_ot_study"] = None
+        state["_portable_sampler"] = None if study is None else study.sampler
+        state["_ot_trials"] = {}
+        state["_portable_trial_ids"] = {tid: optuna_trial_storage_id(t)
+                                        for tid, t in self._ot_trials.items()}
+        return state
+
+    def __getstate__(self) -> dict:
+        return self._portable_state()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.reopen()
+
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self._portable_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)  # updates __dict__ with the portable state
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Bind the unpickled searcher to this node's study storage (see `_portable_state`)."""
+        import optuna
+
+        sampler = self.__dict__.pop("_portable_sampler", None)
+        ids = self.__dict__.pop("_portable_trial_ids", None)
+        url = self.__dict__.pop("_portable_url", None)
+        if ids is None:  # pickled by plain OptunaSearch: nothing to rebind
+            return
+        self._storage = self.current_storage(url)
+        if self._storage is None:  # an in-memory study: nothing survives a pickle
+            return
+        self._ot_study, self._ot_trials = None, {}
+        try:
+            self._storage.get_study_id_from_name(self._study_name)
+        except KeyError:  # no study there (a copy never made): start it as a fresh run does
+            log.warning("Optuna study %s not found in its storage: starting it afresh",
+                        self._study_name)
+            self._setup_study(self._mode)
+            return
+        self._ot_study = optuna.load_study(
+            study_name=self._study_name, storage=self._storage,
+            sampler=sampler or self._sampler, pruner=optuna.pruners.NopPruner())
+        for tid, storage_id in ids.items():
+            try:
+                self._ot_trials[tid] = optuna.Trial(self._ot_study, storage_id)
+            except KeyError:  # asked after the study's last copy: the study never saw it
+                log.warning("Tune trial %s has no Optuna trial in the restored study: its "
+                            "result will not be told to Optuna", tid)
+
     def _setup_study(self, mode: Any) -> None:
         self.prepare_study()
         super()._setup_study(mode)
@@ -172,6 +248,7 @@ def check() -> None:
     attrs = [
         (DataParallelTrainer, "_register_sigint_handler", "method"),
         (OptunaSearch, "_setup_study", "method"),
+        (OptunaSearch, "restore", "method"),
     ]
     for cls, name, _ in attrs:
         if not callable(getattr(cls, name, None)):
@@ -182,7 +259,7 @@ def check() -> None:
                                                    "self._num_stopped")),
         "OptunaSearch": (OptunaSearch.__init__, (
             "self._ot_study", "self._storage", "self._study_name", "self._points_to_evaluate",
-            "self._ot_trials", "self._completed_trials")),
+            "self._ot_trials", "self._completed_trials", "self._sampler")),
     }
     for owner, (fn, names) in sources.items():
         text = inspect.getsource(fn)

@@ -6,7 +6,10 @@ The loop speaks only to this small `Session` interface, so one loop serves `audi
 
 Resuming has one way in: `with session.restored_checkpoint() as path:` gives the checkpoint
 this run should continue from (None for a fresh run) as a local directory. A checkpoint on
-object storage is downloaded into a temporary copy that is removed when the block ends.
+object storage is downloaded into a temporary copy that is removed when the block ends:
+the newest complete checkpoint of the run there, which may be newer than the one Ray
+recorded (a driver lost before Tune's snapshot) and is never an interrupted upload
+(`checkpoint.newest_complete`).
 """
 
 from __future__ import annotations
@@ -46,9 +49,16 @@ def _local_copy(checkpoint: Any) -> Iterator[str | None]:
     if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
         yield checkpoint.path
         return
+    from ray.train import Checkpoint
+
+    from audiogan.train.checkpoint import newest_complete
+
+    path = newest_complete(checkpoint.filesystem, checkpoint.path)
+    if path != checkpoint.path:
+        checkpoint = Checkpoint(path=path, filesystem=checkpoint.filesystem)
     tmp = tempfile.mkdtemp(prefix="audiogan-restore-")
     try:
-        yield checkpoint.to_directory(tmp)
+        yield checkpoint.to_directory(os.path.join(tmp, os.path.basename(path.rstrip("/"))))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -268,6 +268,7 @@ def cli_main(args: argparse.Namespace) -> int:
                                 representation or complex_spec.LOG_MAGNITUDE)
     if not storage.is_dir(args.source):
         raise UserError(f"--source '{args.source}' is not a directory")
+    storage.check_writable(args.out, "--out")
     manifest = run(args.kind, args.source, args.out, params, overwrite=args.overwrite,
                    address=args.address)
     print(summary_line(manifest, args.out))

@@ -41,29 +41,21 @@ def build_tuner(spec: SweepSpec, data: str, sweep_dir: str, *, local: bool,
     from audiogan.sweep.search import build_scheduler, build_searcher
 
     if restore:
-        return tune.Tuner.restore(sweep_dir, tuning.trainable(spec), resume_unfinished=True,
-                                  resume_errored=True)
-    storage_path, name = _split(sweep_dir)
+        return tuning.restore(sweep_dir, spec)
+    storage_path, name = storage.split(sweep_dir)
     url = study_url or study.study_url(spec.optuna_storage, sweep_dir, name)
     constants = tuning.constants(spec, data, sweep_dir, sweep_dir, loop=loop, session=session,
                                  hooks=hooks)
     tune_config = tune.TuneConfig(
-        search_alg=build_searcher(spec, url, name, seed), scheduler=build_scheduler(spec),
+        search_alg=build_searcher(spec, url, name, seed, sweep_dir),
+        scheduler=build_scheduler(spec),
         num_samples=spec.num_samples,
         max_concurrent_trials=tuning.concurrency(spec, cluster_cpus, local),
         trial_dirname_creator=tuning.dirname, trial_name_creator=tuning.dirname)
-    callbacks = tuning.callbacks(spec, url, study.copy_target(url, sweep_dir))
+    callbacks = tuning.callbacks(spec, (spec.optuna_storage, sweep_dir, name))
     return tune.Tuner(tuning.trainable(spec), param_space={SWEEP_KEY: constants},
                       tune_config=tune_config,
                       run_config=tuning.run_config(spec, name, storage_path, callbacks))
-
-
-def _split(path: str) -> tuple[str, str]:
-    path = path.rstrip("/")
-    if storage.is_uri(path):
-        parent, name = path.rsplit("/", 1)
-        return parent, name
-    return os.path.dirname(os.path.abspath(path)), os.path.basename(path)
 
 
 def _sweep_dir(args: argparse.Namespace) -> tuple[str, str]:
@@ -99,6 +91,7 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
     from audiogan.cluster.start import start_ray
     from audiogan.data.shards import read_manifest
 
+    storage.check_writable(sweep_dir, "sweep directory")
     state = storage.join(sweep_dir, TUNER_STATE)
     if resume and not storage.exists(state):
         raise UserError(f"nothing to resume at '{sweep_dir}' (no {TUNER_STATE})")
@@ -122,6 +115,7 @@ def run_sweep(spec: SweepSpec, data: str, sweep_dir: str, name: str, *, address:
             "audiogan": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
     elif copy is not None:
         study.restore(url, copy)  # a new driver node: the study comes back from the sweep dir
+    study.bind(name, url, sweep_dir)  # what Tune's unpickled searcher and backup will use
     ray = start_ray(address)  # a Ray started here lives until the process ends (CLI)
     if not storage.exists(storage.join(sweep_dir, SEARCH_DONE)):
         unfinished = _search(spec, data, sweep_dir, ray, resume=resume, loop=loop,

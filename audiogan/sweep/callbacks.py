@@ -46,17 +46,26 @@ class ParetoCheckpoints(Callback):
 
 
 class StudyBackup(Callback):
-    """A consistent copy of the live SQLite study (`study.backup`) after each finished
-    trial and at the end, so a new driver node can resume from the sweep directory."""
+    """A consistent copy of the live SQLite study (`study.backup`) when a trial starts (its
+    Optuna trial was just asked: a resume must find it) and ends, and at the end, so a new
+    driver node can resume from the sweep directory. The study is found through
+    `study.locate` at each copy: this callback is pickled with the Tuner, and a resumed
+    sweep's driver may keep its study somewhere else."""
 
-    def __init__(self, url: str, target: str) -> None:
-        self.url, self.target = url, target
+    def __init__(self, location: tuple[str, str, str]) -> None:
+        self.location = location  # (the spec's database URL, the sweep directory, name)
 
     def copy_now(self) -> None:
+        url, target = study.locate(*self.location)
+        if target is None:
+            return
         try:
-            study.backup(self.url, self.target)
+            study.backup(url, target)
         except OSError as exc:  # a failed copy must not fail the sweep; the next one retries
-            log.warning("could not copy the Optuna study to %s: %s", self.target, exc)
+            log.warning("could not copy the Optuna study to %s: %s", target, exc)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.copy_now()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.copy_now()

@@ -48,8 +48,7 @@ def run_replicates(spec: SweepSpec, data: str, sweep_dir: str, planned: list[dic
     if len(done) == len(planned) and all(t.status in ("TERMINATED", "ERROR") for t in done):
         return 0  # trained already (a resumed or re-run final stage)
     if storage.exists(storage.join(where, TUNER_STATE)):
-        tuner = tune.Tuner.restore(where, tuning.trainable(spec), resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = tuning.restore(where, spec)
     else:
         storage.delete_dir(where)  # a start killed before Tune saved its state
         consts = tuning.constants(spec, data, sweep_dir, where, loop=loop, session=session,
@@ -64,7 +63,7 @@ def run_replicates(spec: SweepSpec, data: str, sweep_dir: str, planned: list[dic
                                                          trials=len(planned))),
             run_config=tuning.run_config(spec, REPLICATES_DIR,
                                          storage.join(sweep_dir, FINAL_DIR),
-                                         tuning.callbacks(spec, None, None),
+                                         tuning.callbacks(spec, None),
                                          [f"{REPLICATE_KEY}/role", f"{REPLICATE_KEY}/seed"]))
     log.info("final stage: %d replicate trial(s) -> %s", len(planned), where)
     tuner.fit()

@@ -124,9 +124,9 @@ def load_trials(sweep_dir: str, objectives: str | Sequence[Objective], mode: str
     objectives = as_objectives(objectives, mode)
     if not storage.exists(storage.join(sweep_dir, TUNER_STATE)):
         raise UserError(f"'{sweep_dir}' is not a sweep directory (no {TUNER_STATE})")
-    fs, _ = storage.resolve(sweep_dir)
+    ray_path, ray_fs = storage.for_ray(sweep_dir)
     try:
-        ea = ExperimentAnalysis(sweep_dir, storage_filesystem=fs if storage.is_uri(sweep_dir) else None)
+        ea = ExperimentAnalysis(ray_path, storage_filesystem=ray_fs)
     except Exception as exc:  # Tune raises several types for a half-written experiment
         raise UserError(f"cannot read sweep '{sweep_dir}': {exc}") from exc
     out = []

@@ -50,8 +50,8 @@ def build_sampler(spec: SweepSpec, seed: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def build_searcher(spec: SweepSpec, url: str, study_name: str, seed: int
-                   ) -> "AudioganOptunaSearch":
+def build_searcher(spec: SweepSpec, url: str, study_name: str, seed: int,
+                   sweep_dir: str = "") -> "AudioganOptunaSearch":
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -63,7 +63,8 @@ def build_searcher(spec: SweepSpec, url: str, study_name: str, seed: int
         metric=[o.metric for o in objectives] if multi else spec.metric,
         mode=[o.mode for o in objectives] if multi else spec.mode,
         points_to_evaluate=points, study_name=study_name, storage=open_storage(url),
-        sampler=build_sampler(spec, seed), objectives=objectives, selection=spec.selection)
+        sampler=build_sampler(spec, seed), objectives=objectives, selection=spec.selection,
+        study_location=(spec.optuna_storage, sweep_dir))
 
 
 def build_scheduler(spec: SweepSpec) -> "BaselineASHA":
@@ -100,8 +101,12 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
     """OptunaSearch for a persistent (RDB) study shared with optuna-dashboard and `best`."""
 
     def __init__(self, *args: Any, objectives: tuple[Objective, ...] = (),
-                 selection: Selection = Selection(), **kwargs: Any) -> None:
+                 selection: Selection = Selection(), study_location: tuple[str, str] = ("", ""),
+                 **kwargs: Any) -> None:
         self.objectives, self.selection = tuple(objectives), selection
+        # (the spec's database URL, the sweep directory): where the study lives is derived
+        # from these on whichever node runs the driver (`study.study_url`), never stored.
+        self.study_location = study_location
         self.evaluations: dict[str, dict[int, dict[str, float]]] = {}  # trial -> steps -> vector
         super().__init__(*args, **kwargs)
 
@@ -111,6 +116,15 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
         if self.study_storage is not None and _study_has_trials(self.study_storage,
                                                                 self.study_name):
             self.points_to_evaluate = []
+
+    def current_storage(self, pickled_url: str | None) -> Any:
+        from audiogan.sweep.study import locate
+
+        # Pickled before study_location existed: the pickled URL is all there is.
+        database_url, sweep_dir = getattr(self, "study_location", ("", ""))
+        if not sweep_dir:
+            return super().current_storage(pickled_url)
+        return open_storage(locate(database_url, sweep_dir, self.study_name)[0])
 
     def suggest(self, trial_id: str) -> dict | None:
         fresh = trial_id not in self.optuna_trials
@@ -148,8 +162,8 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
         return vector
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.completed_trial_ids:
-            return
+        if trial_id in self.completed_trial_ids or trial_id not in self.optuna_trials:
+            return  # ended, or unknown to a restored study (compat's `reopen` warned)
         vector = self.record_evaluation(trial_id, result)
         if vector is None or len(self.objectives) > 1:
             return  # Optuna's report()/pruning refuse multi-objective studies
@@ -161,6 +175,8 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        if trial_id not in self.optuna_trials or self.already_told(trial_id):
+            return
         # Tune hands the result that made ASHA stop a trial to this method only.
         self.record_evaluation(trial_id, result)
         vectors = list(self.evaluations.get(trial_id, {}).values())
@@ -168,6 +184,21 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
         # One evaluation's vector, never mixed; none at all: Optuna marks it PRUNED/FAIL.
         super().on_trial_complete(trial_id, result=None if pick is None else dict(vectors[pick]),
                                   error=error)
+
+    def already_told(self, trial_id: str) -> bool:
+        """The study already holds this trial's end: its driver told Optuna and copied the
+        study, then died before Tune's own state recorded the end; the resumed trial ends
+        again (from its final checkpoint) and must not be told twice."""
+        trial = self.optuna_trials.get(trial_id)
+        if trial is None or self.study_storage is None:
+            return False
+        frozen = self.study_storage.get_trial(optuna_trial_storage_id(trial))
+        if not frozen.state.is_finished():
+            return False
+        log.info("optuna trial %d (%s) was already %s in the study: not told again",
+                 frozen.number, trial_id, frozen.state.name)
+        self.completed_trial_ids.add(trial_id)
+        return True
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)

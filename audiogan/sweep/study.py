@@ -18,7 +18,10 @@ atomic, consistent copy of a database that is being written.)
   database into a temporary file, which is switched to a rollback journal (one
   self-contained file) and uploaded atomically as `SWEEP_DIR/optuna.db`. A byte copy of a
   WAL database can miss committed pages still in its `-wal` file.
-- `--resume` on a new driver node, whose local file is missing, restores that copy first.
+- `--resume` on a new driver node, whose local file is missing, restores that copy first,
+  and `bind`s this process's study URL and sweep directory: the searcher and the backup
+  callback Tune unpickles were pickled on the old node, and take their study from
+  `locate` (never from a pickled path, which may be a lost head's).
 - A database URL (`optuna_storage: postgresql://user@host/db`) is used as it is: the
   choice for a cluster, where the driver and the readers may be on any node.
 """
@@ -52,6 +55,21 @@ def study_url(database_url: str, sweep_dir: str, name: str) -> str:
         tag = hashlib.sha1(sweep_dir.encode()).hexdigest()[:8]
         return SQLITE + os.path.join(root, f"{name}-{tag}", STUDY_FILE)
     return SQLITE + os.path.join(os.path.abspath(sweep_dir), STUDY_FILE)
+
+
+# Study name -> (URL, sweep directory) as this driver process resolved them (`run_sweep`).
+_BOUND: dict[str, tuple[str, str]] = {}
+
+
+def bind(name: str, url: str, sweep_dir: str) -> None:
+    _BOUND[name] = (url, sweep_dir)
+
+
+def locate(database_url: str, sweep_dir: str, name: str) -> tuple[str, str | None]:
+    """(the study's URL, where its copy goes or None) for this driver process: what
+    `bind` recorded, else derived from the spec's database URL and the sweep directory."""
+    url, where = _BOUND.get(name) or (study_url(database_url, sweep_dir, name), sweep_dir)
+    return url, copy_target(url, where)
 
 
 def sqlite_path(url: str) -> str | None:

@@ -56,6 +56,16 @@ def constants(spec: SweepSpec, data: str, sweep_dir: str, experiment_dir: str, *
             "hooks": hooks.to_dict()}
 
 
+def restore(path: str, spec: SweepSpec) -> Any:
+    """`Tuner.restore` of the experiment at `path` (local or object storage, through the
+    same filesystem as a fresh run's RunConfig), finishing unfinished and errored trials."""
+    from ray import tune
+
+    ray_path, ray_fs = storage.for_ray(path)
+    return tune.Tuner.restore(ray_path, trainable(spec), resume_unfinished=True,
+                              resume_errored=True, storage_filesystem=ray_fs)
+
+
 def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[Any],
                parameter_columns: list[str] | None = None) -> Any:
     """Checkpoints: with one objective the best `train.keep_best` by it plus the latest;
@@ -65,8 +75,9 @@ def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[An
 
     cfg = probe_config(spec)
     keep = None if spec.multi_objective else cfg.train.keep_best
+    ray_path, ray_fs = storage.for_ray(storage_path)
     return tune.RunConfig(
-        name=name, storage_path=storage_path,
+        name=name, storage_path=ray_path, storage_filesystem=ray_fs,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=keep,
                                                 checkpoint_score_attribute=spec.metric,
                                                 checkpoint_score_order=spec.mode),
@@ -74,14 +85,17 @@ def run_config(spec: SweepSpec, name: str, storage_path: str, callbacks: list[An
         progress_reporter=reporter(spec, parameter_columns), callbacks=callbacks, verbose=1)
 
 
-def callbacks(spec: SweepSpec, study_url: str | None, study_copy: str | None) -> list[Any]:
+def callbacks(spec: SweepSpec, study_location: tuple[str, str, str] | None) -> list[Any]:
+    """`study_location` = (the spec's database URL, the sweep directory, the study name):
+    a study that lives off the sweep directory gets copied into it (`StudyBackup`)."""
+    from audiogan.sweep import study
     from audiogan.sweep.callbacks import ParetoCheckpoints, StudyBackup
 
     out: list[Any] = []
     if spec.multi_objective:
         out.append(ParetoCheckpoints(spec.objective_list))
-    if study_url and study_copy:
-        out.append(StudyBackup(study_url, study_copy))
+    if study_location is not None and study.locate(*study_location)[1] is not None:
+        out.append(StudyBackup(study_location))
     return out
 
 

@@ -183,6 +183,10 @@ def _load_local(path: str, family: str | None, shown: str) -> Loaded:
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise UserError(f"checkpoint '{shown}': {MODEL} lacks the expected state "
                         f"({', '.join(REQUIRED_KEYS)})")
+    if int(state["step"]) != int(meta.get("step", state["step"])):
+        # Only an overwritten directory whose new upload was cut off mixes steps.
+        raise UserError(f"checkpoint '{shown}': {MODEL} is at step {int(state['step'])}, "
+                        f"{META} at step {meta['step']}: files of two checkpoints")
     if cfg.model.conditional and not meta.get("label_map"):
         raise UserError(f"checkpoint '{shown}': a conditional model without a label_map in "
                         f"{META}")
@@ -222,6 +226,46 @@ def load_for_resume(path: str, family: str | None = None) -> tuple[Loaded, str]:
                     error, candidate, loaded.meta.get("step"))
         return loaded, os.path.join(parent, candidate)
     raise error
+
+
+def newest_complete(fs: pafs.FileSystem, path: str) -> str:
+    """The checkpoint to resume from, given the one Ray recorded (`path`, a checkpoint
+    directory inside `fs`, an object store); `path` itself when nothing better is there.
+
+    - Incomplete: an object appears only when its own upload completed, so an upload cut
+      off part-way (a killed node, a lost connection) leaves a directory with files
+      missing, never a truncated file. It is skipped, with a warning, for the newest
+      complete older one.
+    - Newer: a driver lost after a checkpoint's upload and before Tune's next snapshot
+      of its state (every ~10 s) leaves a newer checkpoint that the restored Ray does not
+      know. Taken only when names carry the step (`checkpoint_name`, Ray Train runs):
+      Tune names a trial's checkpoints by its own counter, restored from the snapshot, and
+      would write its next checkpoint into that newer directory's name.
+    """
+    def complete(candidate: str) -> bool:
+        infos = fs.get_file_info([f"{candidate}/{n}" for n in (MODEL, CONFIG, META)])
+        return all(i.type == pafs.FileType.File for i in infos)
+
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    by_step = len(name) == len(checkpoint_name(0))
+    listed = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    names = sorted({i.base_name for i in listed if i.type == pafs.FileType.Directory
+                    and i.base_name.startswith("checkpoint_")
+                    and len(i.base_name) == len(name) and (by_step or i.base_name < name)}
+                   | {name}, reverse=True)
+    for candidate in names:
+        if not complete(f"{parent}/{candidate}"):
+            if candidate == name:
+                log.warning("checkpoint %s is incomplete (an interrupted upload?): skipped",
+                            path)
+            continue
+        if candidate > name:
+            log.info("resuming from %s, newer than the %s Ray recorded (its state was "
+                     "snapshotted before this checkpoint's upload)", candidate, name)
+        elif candidate < name:
+            log.warning("resuming from the previous checkpoint, %s", candidate)
+        return f"{parent}/{candidate}"
+    return path
 
 
 def load_state_into(module: nn.Module, state_dict: dict[str, Any], what: str, path: str) -> None:

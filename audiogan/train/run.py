@@ -67,8 +67,8 @@ def build_trainer(cfg: Config, data: str, name: str, storage_path: str,
     from ray.train.torch import TorchTrainer
 
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # runs in the dashboard
-    if not storage.is_uri(storage_path):
-        storage_path = os.path.abspath(storage_path)
+    storage_path = storage_path if storage.is_uri(storage_path) else os.path.abspath(storage_path)
+    ray_path, ray_fs = storage.for_ray(storage_path)
     resources = {"CPU": cfg.compute.cpus_per_worker}
     if cfg.compute.gpu:
         resources["GPU"] = 1
@@ -82,7 +82,7 @@ def build_trainer(cfg: Config, data: str, name: str, storage_path: str,
                                                use_gpu=cfg.compute.gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=storage_path,
+            name=name, storage_path=ray_path, storage_filesystem=ray_fs,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=cfg.train.keep_best, checkpoint_score_attribute=attribute,
                 checkpoint_score_order=order),
@@ -182,7 +182,8 @@ def cli_main(args: argparse.Namespace) -> int:
     check_data_matches(cfg, manifest, args.data)
     check_objective_available(cfg, args.data)
     out = args.out if storage.is_uri(args.out) else os.path.abspath(args.out)
-    storage_path, name = out.rstrip("/").rsplit("/", 1)
+    storage_path, name = storage.split(out)
+    storage.check_writable(out, "--out")
     _check_same_model(out, cfg)
     storage.makedirs(out)
     storage.write_bytes_atomic(storage.join(out, "config.yaml"), cfg.to_yaml().encode())
