@@ -256,6 +256,9 @@ def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
                              "ratio": mem["x4"]["peak_mib"] / mem["x1"]["peak_mib"],
                              "target": _target(targets, "peak_mib_x4_over_x1"), "date": date})
     elif name == "train":
+        # `bench train --parts` re-runs some sections: each has its own date in "dates".
+        dates = d.get("dates", {})
+        date = dates.get("presets", date)
         for preset, r in d.get("presets", {}).items():
             sps = r["steps_per_s"]
             targets = r.get("targets")
@@ -267,7 +270,7 @@ def _bench_rows(name: str, d: dict[str, Any]) -> list[dict[str, Any]]:
                          "baseline": f"1 worker {sps['ray_1_worker']:.2f} steps/s",
                          "ratio": r["speedup_2_over_1_workers"],
                          "target": _target(targets, "speedup_2_over_1_workers"), "date": date})
-        rows += train_speed_rows(d, date, _target)
+        rows += train_speed_rows(d, dates, d.get("date", ""), _target)
     elif name == "sample":
         s = d.get("spectogan", {}).get("wall_clock", {})
         if s:

@@ -96,8 +96,10 @@ def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dic
     return rows
 
 
-def train_speed_rows(d: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
-    """Rows for the sections `audiogan bench train --parts full,reporting,precision` wrote."""
-    return (_full_rows(d.get("full_presets", {}), date, target)
-            + _reporting_rows(d.get("reporting", {}), date, target)
-            + _precision_rows(d.get("precision", {}), date, target))
+def train_speed_rows(d: dict[str, Any], dates: dict[str, str], date: str, target: Target
+                     ) -> list[dict[str, Any]]:
+    """Rows for the sections `audiogan bench train --parts full,reporting,precision` wrote;
+    `dates` holds each section's own date (`date`, the file's, when it has none)."""
+    return (_full_rows(d.get("full_presets", {}), dates.get("full_presets", date), target)
+            + _reporting_rows(d.get("reporting", {}), dates.get("reporting", date), target)
+            + _precision_rows(d.get("precision", {}), dates.get("precision", date), target))

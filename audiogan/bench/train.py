@@ -24,6 +24,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import time
 from typing import Any
 
 
@@ -35,6 +36,7 @@ from audiogan.config import Config, resolve
 
 PRESETS = ("pianogan-cpu", "spectogan-cpu")
 PARTS = ("overhead", "full", "reporting", "precision")
+SECTIONS = ("presets", "full_presets", "reporting", "precision")  # their keys in the JSON
 OVERHEAD_REPORT_EVERY = {"pianogan-cpu": 25, "spectogan-cpu": 10}
 # Ray Train with 1 worker within 5% of the plain loop's steps/s (recorded in the JSON; the
 # 2-worker speedup is reported, with no target).
@@ -160,4 +162,7 @@ def _write(args: argparse.Namespace, result: dict[str, Any]) -> str:
     keep = {k: v for k, v in previous.items() if k not in ("bench", "date", "machine")}
     if bool(previous.get("quick")) != bool(result.get("quick")):
         keep = {}  # never mix a --quick run's numbers with a real one's
-    return write_result(out, "train", {**keep, **result})
+    # Each section keeps the date it was measured on (the file's "date" is the last run's).
+    today = time.strftime("%Y-%m-%d")
+    dates = {**keep.get("dates", {}), **{k: today for k in SECTIONS if k in result}}
+    return write_result(out, "train", {**keep, **result, "dates": dates})
