@@ -9,9 +9,11 @@ with the AWS SDK's standard retry strategy raised to `AUDIOGAN_S3_MAX_ATTEMPTS` 
 throttling (SlowDown, 503), connection resets and timeouts are retried by the SDK, on every
 call -- shard reads, checkpoint uploads (Ray Train and Tune get this filesystem), result
 writes. A request that receives no data for `AUDIOGAN_S3_REQUEST_TIMEOUT_S` seconds
-(default 10) is abandoned and retried. The SDK's own log (its retries among them) is
-opt-in, `AUDIOGAN_S3_LOG=warn`: it goes to stdout. Permanent errors (access denied, a
-missing bucket) are not retried; `check_writable` makes them one line before Ray starts.
+(default 10) is abandoned and retried. The SDK does not retry a response whose body is cut
+off after its headers; `retrying` does, for this module's whole-object reads and writes
+and for shard reads, and logs every retry (the SDK's own retries are silent). Permanent
+errors (access denied, a missing bucket) are not retried; `check_writable` makes them one
+line before Ray starts.
 """
 
 from __future__ import annotations
@@ -20,20 +22,23 @@ import contextlib
 import fcntl
 import functools
 import json
+import logging
 import os
 import tempfile
+import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 
 from audiogan.errors import UserError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 S3_MAX_ATTEMPTS_ENV = "AUDIOGAN_S3_MAX_ATTEMPTS"
 S3_REQUEST_TIMEOUT_ENV = "AUDIOGAN_S3_REQUEST_TIMEOUT_S"
-S3_LOG_ENV = "AUDIOGAN_S3_LOG"
 S3_CONNECT_TIMEOUT_S = 10.0
 # The URI options pyarrow's S3 URIs take (`?endpoint_override=...&scheme=http`).
 _S3_URI_OPTIONS = {"region": str, "scheme": str, "endpoint_override": str,
@@ -42,7 +47,6 @@ _S3_URI_OPTIONS = {"region": str, "scheme": str, "endpoint_override": str,
 
 
 def _rebuild_s3(options: dict[str, Any]) -> "RetryingS3FileSystem":
-    _initialize_s3_logging()  # a Ray worker unpickling it: the same opt-in logging
     return RetryingS3FileSystem(**options)
 
 
@@ -80,7 +84,6 @@ def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s
             raise UserError(f"unknown S3 URI option '{key}' (known: "
                             f"{', '.join(sorted(_S3_URI_OPTIONS))})")
         options[key] = value.lower() in ("1", "true", "yes") if kind is bool else value
-    _initialize_s3_logging()
     if "region" not in options and "endpoint_override" not in options:
         # What FileSystem.from_uri does: ask S3 where the bucket lives (the SDK's default
         # region would get a redirect for a bucket elsewhere).
@@ -90,24 +93,6 @@ def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s
             raise UserError(f"cannot find S3 bucket '{bucket}': {exc}") from None
     return RetryingS3FileSystem(max_attempts=max_attempts, request_timeout=request_timeout_s,
                                 connect_timeout=S3_CONNECT_TIMEOUT_S, **options)
-
-
-@functools.lru_cache(maxsize=1)
-def _initialize_s3_logging() -> None:
-    # Opt-in: the SDK logs to stdout, every process, with start-up noise (instance
-    # metadata, profile files) at warn level. `AUDIOGAN_S3_LOG=warn` shows its retries.
-    level = os.environ.get(S3_LOG_ENV, "").strip().lower()
-    if not level:
-        return
-    levels = {"fatal": pafs.S3LogLevel.Fatal, "error": pafs.S3LogLevel.Error,
-              "warn": pafs.S3LogLevel.Warn, "info": pafs.S3LogLevel.Info,
-              "debug": pafs.S3LogLevel.Debug, "trace": pafs.S3LogLevel.Trace}
-    if level not in levels:
-        raise UserError(f"{S3_LOG_ENV}={level!r}: one of {', '.join(levels)}")
-    try:
-        pafs.initialize_s3(levels[level])
-    except pa.ArrowInvalid:  # this process's S3 was set up already (Ray, a test): keep it
-        pass
 
 
 def is_uri(path: str) -> bool:
@@ -202,10 +187,43 @@ def makedirs(path: str) -> None:
     fs.create_dir(p, recursive=True)
 
 
+# Errors that no retry mends: the caller must hear them at once.
+_PERMANENT = ("ACCESS_DENIED", "AccessDenied", "NoSuchBucket", "NO_SUCH_BUCKET", "NoSuchKey",
+              "NO_SUCH_KEY", "RESOURCE_NOT_FOUND", "Path does not exist", "Forbidden",
+              "not a directory", "is a directory")
+
+
+def retrying(what: str, path: str, call: Callable[[], T]) -> T:
+    """`call()` (one idempotent read or whole-object write on `path`), retried when it
+    fails on an object store. The SDK retries a request that failed; a response body cut
+    off after its headers ("Failed to flush response stream", a stall or reset mid-body)
+    reaches us instead, not retried below. Same bound as the SDK's, backoff 0.2 s doubling
+    to 5 s; each retry is logged. Local files and permanent errors: no retry."""
+    attempts = int(_env_number(S3_MAX_ATTEMPTS_ENV, 10)) if is_uri(path) else 1
+    for attempt in range(1, max(attempts, 1) + 1):
+        try:
+            return call()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if attempt >= attempts or any(p in str(exc) for p in _PERMANENT):
+                raise
+            wait_s = min(5.0, 0.2 * 2 ** (attempt - 1))
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("storage: %s %s failed (%s); retry %d of %d in %.1f s", what,
+                        path.split("?", 1)[0], first, attempt, attempts - 1, wait_s)
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
 def read_bytes(path: str) -> bytes:
     fs, p = resolve(path)
-    with fs.open_input_stream(p) as f:
-        return f.read()
+
+    def read() -> bytes:
+        with fs.open_input_stream(p) as f:
+            return f.read()
+
+    return retrying("read", path, read)
 
 
 @functools.lru_cache(maxsize=1)
@@ -244,8 +262,11 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     # Object stores make an object visible only once its upload completes. No parent
     # "directory" is created: keys need none, and on S3 create_dir would try to create the
     # bucket (needing a region and extra permissions) and leave marker objects behind.
-    with fs.open_output_stream(p) as f:
-        f.write(data)
+    def write() -> None:
+        with fs.open_output_stream(p) as f:
+            f.write(data)
+
+    retrying("write", path, write)
 
 
 def read_json(path: str) -> Any:

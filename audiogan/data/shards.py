@@ -97,8 +97,10 @@ def load_split(data: str, split: str, rank: int = 0, world_size: int = 1, scaled
     fs, _ = storage.resolve(data)
     tables = []
     for f in shard_files(data):
-        t = pq.read_table(f, filesystem=fs, columns=["key", "split", "label", "x"],
-                          filters=[("split", "=", split)])
+        t = storage.retrying("read", storage.join(data, SHARDS, f.rsplit("/", 1)[-1]),
+                             lambda f=f: pq.read_table(f, filesystem=fs,
+                                                       columns=["key", "split", "label", "x"],
+                                                       filters=[("split", "=", split)]))
         if t.num_rows:
             tables.append(t)
     shape = tuple(manifest["example_shape"])

@@ -6,6 +6,7 @@ request number, the faults object storage really shows:
   "500"    a 500 InternalError, nothing forwarded
   "reset"  the connection is reset (RST) after half of the request body was read
   "stall"  no answer for `stall_s` seconds, then the connection is closed
+  "cut"    (a GET) the status, the headers and half of the body, then a reset
 `read_only` answers every write (PUT, POST, DELETE) with S3's 403 AccessDenied, as a
 bucket whose policy denies the caller's writes would; and `always` = (key suffix, fault)
 injects that fault into every write of a matching key (an upload that never completes).
@@ -26,7 +27,7 @@ from typing import Iterator
 
 import contextlib
 
-FAULTS = ("503", "reset", "500", "stall")
+FAULTS = ("503", "reset", "500", "stall", "cut")
 WRITES = ("PUT", "POST", "DELETE")
 
 
@@ -61,6 +62,8 @@ class FaultPlan:
                 fault = self.always[1]
             elif self.every and n >= self.start and (n - self.start) % self.every == 0:
                 fault = self.faults[((n - self.start) // self.every) % len(self.faults)]
+                if fault == "cut" and method != "GET":
+                    return None  # only a body coming back can be cut
             else:
                 return None
             self.injected[fault] = self.injected.get(fault, 0) + 1
@@ -142,6 +145,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = resp.read()
             keep = {k: v for k, v in resp.getheaders()
                     if k.lower() not in ("transfer-encoding", "content-length", "connection")}
+            if fault == "cut" and len(data) > 1:
+                self.send_response(resp.status)
+                for k, v in keep.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                self._reset()
+                return
             self._answer(resp.status, data, keep, length=resp.getheader("Content-Length")
                          if self.command == "HEAD" else None)
         finally:

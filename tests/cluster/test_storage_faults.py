@@ -23,8 +23,6 @@ from audiogan.data import shards
 from audiogan.train.checkpoint import CONFIG, META, MODEL, checkpoint_name
 from tests.fixtures import make_dataset
 
-# The AWS SDK's line for a retried request (aws-sdk-cpp AWSClient, warn level).
-RETRY_LOG = "before attempting again"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -85,22 +83,37 @@ def test_transient_faults_are_retried_with_identical_results(moto_endpoint, quic
     assert storage.read_bytes(storage.join(direct, "blob.bin")) == blob
 
 
-def test_retries_are_logged_when_asked(moto_endpoint, tmp_path):
-    """AUDIOGAN_S3_LOG=warn: the SDK says so for every retried request (stdout)."""
-    plan = FaultPlan(every=2, faults=("503", "500"))
-    with fault_proxy(moto_endpoint, plan) as endpoint:
-        root = s3_uri(endpoint, f"logged-{uuid.uuid4().hex[:8]}")
-        code = ("import sys; from audiogan import storage; "
-                "storage.write_json_atomic(storage.join(sys.argv[1], 'a.json'), [1]); "
-                "assert storage.read_json(storage.join(sys.argv[1], 'a.json')) == [1]")
-        done = subprocess.run([sys.executable, "-c", code, root], cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": REPO,
-                                   storage.S3_LOG_ENV: "warn"},
-                              capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert plan.injected, plan.injected
-    retried = [line for line in done.stdout.splitlines() if RETRY_LOG in line]
-    assert len(retried) >= sum(plan.injected.values()), done.stdout[-3000:]
+def test_storage_retries_what_the_sdk_gave_up_on_and_logs_it(monkeypatch, caplog):
+    """A response stream broken after its headers reaches `storage` as an OSError (seen
+    here once in 5 runs of the test above, on a GET during a stall): retried, logged; a
+    permanent error and a local path are not retried."""
+    monkeypatch.setattr(storage.time, "sleep", lambda s: None)
+    uri = "s3://bkt/x.json?endpoint_override=127.0.0.1:9&scheme=http"
+    calls = []
+
+    def flaky() -> bytes:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("AWS Error INTERNAL_FAILURE during GetObject operation: Failed to "
+                          "flush response stream (eof: 0, bad: 1)")
+        return b"ok"
+
+    with caplog.at_level(logging.WARNING, logger="audiogan.storage"):
+        assert storage.retrying("read", uri, flaky) == b"ok"
+    assert len(calls) == 3
+    assert caplog.text.count("storage: read s3://bkt/x.json failed") == 2, caplog.text
+    assert "retry 2 of 9" in caplog.text and "endpoint_override" not in caplog.text
+
+    def denied() -> bytes:
+        calls.append(1)
+        raise OSError("AWS Error ACCESS_DENIED during PutObject operation")
+
+    calls.clear()
+    with pytest.raises(OSError, match="ACCESS_DENIED"):
+        storage.retrying("write", uri, denied)
+    with pytest.raises(OSError):
+        storage.retrying("read", "/tmp/local", flaky if calls.clear() is None else flaky)
+    assert len(calls) == 1  # a local path: one attempt
 
 
 def test_without_retries_the_same_faults_fail(moto_endpoint, monkeypatch):
@@ -135,7 +148,7 @@ def test_read_only_or_missing_bucket_is_one_line_and_exit_2_before_ray(moto_endp
                    for argv, what, why in read_only]
     missing = s3_uri(moto_endpoint, "run").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/")
     results.append((_cli(["train", "pianogan-cpu", "--data", data, "--out", missing], {}),
-                    "--out", "NoSuchBucket"))
+                    "--out", "NO_SUCH_BUCKET"))
     for done, what, why in results:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2, done.stderr[-2000:]
