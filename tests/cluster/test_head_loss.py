@@ -86,7 +86,7 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
     # One trial at a time, each 80 steps of >= STEP_SLEEP_S with a checkpoint every 10;
     # no ASHA rung before the end (a stopped trial would end before the kill).
     spec.update(num_samples=TRIALS, max_concurrent_trials=1, max_critic_steps=80,
-                grace_critic_steps=80, eval_critic_steps=10)
+                grace_critic_steps=80, eval_critic_steps=10, baseline=False)
     spec["overrides"]["loss.n_critic"] = 1
     spec["search"] = {k: v for k, v in spec["search"].items() if k.startswith("optim.")}
     spec_path = tmp_path / "hl.yaml"
