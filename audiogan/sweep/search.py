@@ -105,7 +105,7 @@ class AudioganOptunaSearch(OptunaSearchAdapter):
                  **kwargs: Any) -> None:
         self.objectives, self.selection = tuple(objectives), selection
         # (the spec's database URL, the sweep directory): where the study lives is derived
-        # from these on whichever node runs the driver (`study.study_url`), never stored.
+        # from these on whichever node runs the driver (`study.locate`), never stored.
         self.study_location = study_location
         self.evaluations: dict[str, dict[int, dict[str, float]]] = {}  # trial -> steps -> vector
         super().__init__(*args, **kwargs)
