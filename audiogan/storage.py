@@ -11,7 +11,10 @@ call -- shard reads, checkpoint uploads (Ray Train and Tune get this filesystem)
 writes. A request that receives no data for `AUDIOGAN_S3_REQUEST_TIMEOUT_S` seconds
 (default 10) is abandoned and retried. The SDK does not retry a response whose body is cut
 off after its headers; `retrying` does, for this module's whole-object reads and writes
-and for shard reads, and logs every retry (the SDK's own retries are silent). Permanent
+and for shard reads, and logs every retry as a warning. The SDK's own retries are logged
+("Request failed, now waiting 184 ms before attempting again", on stdout) with
+`AUDIOGAN_S3_LOG_LEVEL=warn`, in the driver and in every Ray worker it ships the
+filesystem to (default fatal: at warn the SDK is noisy). Permanent
 errors (access denied, a missing bucket) are not retried; `check_writable` makes them one
 line before Ray starts.
 """
@@ -29,6 +32,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterator, TypeVar
 
+import pyarrow
 import pyarrow.fs as pafs
 
 from audiogan.errors import UserError
@@ -39,11 +43,36 @@ T = TypeVar("T")
 
 S3_MAX_ATTEMPTS_ENV = "AUDIOGAN_S3_MAX_ATTEMPTS"
 S3_REQUEST_TIMEOUT_ENV = "AUDIOGAN_S3_REQUEST_TIMEOUT_S"
+S3_LOG_LEVEL_ENV = "AUDIOGAN_S3_LOG_LEVEL"
 S3_CONNECT_TIMEOUT_S = 10.0
 # The URI options pyarrow's S3 URIs take (`?endpoint_override=...&scheme=http`).
 _S3_URI_OPTIONS = {"region": str, "scheme": str, "endpoint_override": str,
                    "allow_bucket_creation": bool, "allow_bucket_deletion": bool,
                    "tls_ca_file_path": str, "force_virtual_addressing": bool}
+
+
+def s3_log_level() -> str:
+    """AUDIOGAN_S3_LOG_LEVEL, checked: the AWS SDK's log level (default fatal, as pyarrow's)."""
+    raw = (os.environ.get(S3_LOG_LEVEL_ENV, "") or "fatal").lower()
+    if raw.capitalize() not in pafs.S3LogLevel.__members__:
+        raise UserError(f"{S3_LOG_LEVEL_ENV}={raw!r}: one of "
+                        f"{', '.join(m.lower() for m in pafs.S3LogLevel.__members__)}")
+    return raw
+
+
+@functools.lru_cache(maxsize=1)
+def _init_s3_logging(level: str) -> None:
+    """Start the AWS SDK at `level` before this process's first S3 call.
+
+    At warn the SDK prints each retry it makes ("Request failed, now waiting 184 ms before
+    attempting again"), to stdout, along with much else (a block for every 404 answer to an
+    existence check): so it is opt-in. The level is fixed by a process's first S3 call, so
+    it is set here, before any S3 filesystem or region lookup; a Ray worker gets the
+    driver's level inside the pickled filesystem."""
+    try:
+        pafs.initialize_s3(pafs.S3LogLevel.__members__[level.capitalize()])
+    except pyarrow.ArrowInvalid:  # something in this process used S3 first: its level stays
+        log.debug("S3 already initialised; %s=%s not applied", S3_LOG_LEVEL_ENV, level)
 
 
 def _rebuild_s3(options: dict[str, Any]) -> "RetryingS3FileSystem":
@@ -55,10 +84,11 @@ class RetryingS3FileSystem(pafs.S3FileSystem):
     pickling (pyarrow's own pickle drops the retry strategy, and Ray pickles the storage
     filesystem to every worker)."""
 
-    def __init__(self, *, max_attempts: int, **options: Any) -> None:
+    def __init__(self, *, max_attempts: int, log_level: str = "fatal", **options: Any) -> None:
+        _init_s3_logging(log_level)
         super().__init__(retry_strategy=pafs.AwsStandardS3RetryStrategy(
             max_attempts=max_attempts), **options)
-        self._options = {"max_attempts": max_attempts, **options}
+        self._options = {"max_attempts": max_attempts, "log_level": log_level, **options}
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         return _rebuild_s3, (dict(self._options),)
@@ -73,10 +103,11 @@ def _env_number(name: str, default: float) -> float:
 
 
 @functools.lru_cache(maxsize=32)
-def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s: float
-                   ) -> RetryingS3FileSystem:
+def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s: float,
+                   log_level: str) -> RetryingS3FileSystem:
     from urllib.parse import parse_qsl
 
+    _init_s3_logging(log_level)  # before the region lookup below, which starts the SDK
     options: dict[str, Any] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         kind = _S3_URI_OPTIONS.get(key)
@@ -91,7 +122,8 @@ def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s
             options["region"] = pafs.resolve_s3_region(bucket)
         except OSError as exc:
             raise UserError(f"cannot find S3 bucket '{bucket}': {exc}") from None
-    return RetryingS3FileSystem(max_attempts=max_attempts, request_timeout=request_timeout_s,
+    return RetryingS3FileSystem(max_attempts=max_attempts, log_level=log_level,
+                                request_timeout=request_timeout_s,
                                 connect_timeout=S3_CONNECT_TIMEOUT_S, **options)
 
 
@@ -118,7 +150,7 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
             if attempts < 1:
                 raise UserError(f"{S3_MAX_ATTEMPTS_ENV} must be >= 1")
             fs = _s3_filesystem(bucket, query, attempts,
-                                _env_number(S3_REQUEST_TIMEOUT_ENV, 10.0))
+                                _env_number(S3_REQUEST_TIMEOUT_ENV, 10.0), s3_log_level())
             return fs, unquote(head.rstrip("/"))
         try:
             return pafs.FileSystem.from_uri(path)

@@ -28,12 +28,16 @@ def ray_cluster():
         # placement group behind, holding every CPU (later Train runs then wait forever).
         # The port is pinned for the same reason (see cluster.start.pin_dashboard_port).
         from audiogan.cluster.start import dashboard_port_lock, pin_dashboard_port
+        from tests.cluster.s3_server import S3_ENV
 
         with dashboard_port_lock():
             ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
                      dashboard_port=pin_dashboard_port(),
                      _temp_dir=os.path.join(_TMP_ROOT, "ray"), log_to_driver=False,
-                     configure_logging=False)
+                     configure_logging=False,
+                     # The local S3 server's dummy credentials, in every worker whenever
+                     # this Ray starts (tests/cluster's moto fixture may start after it).
+                     runtime_env={"env_vars": dict(S3_ENV)})
     yield ray
     ray.shutdown()
 

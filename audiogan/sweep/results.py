@@ -224,11 +224,24 @@ def leaderboard(sweep_dir: str, objectives: str | Sequence[Objective], mode: str
                      "at_critic_steps": t.best_critic_steps, "critic_steps": t.last_critic_steps,
                      "stopped_early": stopped_early(t, max_cs),
                      "evaluations": len(t.evaluations), **extra,
-                     "checkpoint": t.checkpoint or ""})
+                     "checkpoint": _as_uri(sweep_dir, t.checkpoint)})
     board = pd.DataFrame(rows)
     if not board.empty:
         board.insert(0, "rank", range(1, len(board) + 1))
     return board
+
+
+def _as_uri(sweep_dir: str, path: str | None) -> str:
+    """A checkpoint as the user can open it: Tune gives paths inside the sweep's filesystem
+    ("bucket/prefix/trial_x/checkpoint_000001"), which on object storage name nothing by
+    themselves; under a URI sweep directory they become URIs with its options."""
+    if not path or not storage.is_uri(sweep_dir):
+        return path or ""
+    _, inside = storage.resolve(sweep_dir)
+    inside = inside.rstrip("/")
+    if path.startswith(inside + "/"):
+        return storage.join(sweep_dir, path[len(inside) + 1:])
+    return path
 
 
 def rank_trials(trials: Sequence[TrialSummary], selection: Selection = Selection()

@@ -195,6 +195,15 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
         raylets.add(_raylet_port(records[pid]["argv"]))
     assert len(raylets) == 2 and head_raylet_port not in raylets, (raylets, head_raylet_port)
 
+    # Train inside Tune: Tune holds no checkpoint of a multi-worker trial; the Train run's
+    # path came in its metrics, under the sweep's train/ directory.
+    from audiogan.sweep.results import load_trials
+
+    (trial,) = load_trials(str(sweeps / "fake"), "eval/ndb", "min")
+    assert trial.status == "TERMINATED" and trial.best_value is not None
+    assert "checkpoint_path" in trial.history
+    assert trial.checkpoint and trial.checkpoint.startswith(str(sweeps / "fake" / "train"))
+
     # `audiogan best` pulls the best checkpoint out of the sweep directory.
     out = root / "best"
     best = subprocess.run([sys.executable, "-m", "audiogan", "best", str(sweeps / "fake"),

@@ -33,8 +33,10 @@ from tests.sweep.conftest import SMOKE, write_notes_dataset
 pytestmark = pytest.mark.ray
 
 TRIALS = 3
-STEP_SLEEP_S = 0.25  # a floor on step time (test hook): ~20 s a trial, whatever the machine
-TUNE_SNAPSHOT_S = 12  # Tune snapshots its state every ~10 s: wait past one
+STEPS = 60  # per trial, a checkpoint every 10
+STEP_SLEEP_S = 0.25  # a floor on step time (test hook): >= 15 s a trial, whatever the machine
+TUNE_SNAPSHOT_PERIOD_S = 2  # TUNE_GLOBAL_CHECKPOINT_S on the heads (Tune's own: >= 10 s)
+TUNE_SNAPSHOT_S = 4  # wait past one snapshot
 
 
 def _study_rows(sweep: str) -> list[tuple[int, str, str]]:
@@ -83,10 +85,10 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
     fs, inside = storage.resolve(data)
     pafs.copy_files(local_data, inside, destination_filesystem=fs)  # the data lives off-head
     spec = yaml.safe_load(open(SMOKE))
-    # One trial at a time, each 80 steps of >= STEP_SLEEP_S with a checkpoint every 10;
+    # One trial at a time, each STEPS steps of >= STEP_SLEEP_S with a checkpoint every 10;
     # no ASHA rung before the end (a stopped trial would end before the kill).
-    spec.update(num_samples=TRIALS, max_concurrent_trials=1, max_critic_steps=80,
-                grace_critic_steps=80, eval_critic_steps=10, baseline=False)
+    spec.update(num_samples=TRIALS, max_concurrent_trials=1, max_critic_steps=STEPS,
+                grace_critic_steps=STEPS, eval_critic_steps=10, baseline=False)
     spec["overrides"]["loss.n_critic"] = 1
     spec["search"] = {k: v for k, v in spec["search"].items() if k.startswith("optim.")}
     spec_path = tmp_path / "hl.yaml"
@@ -98,7 +100,8 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
         home = tmp_path / name
         (home / "cache").mkdir(parents=True)
         return {"HOME": str(home), "AUDIOGAN_STUDY_CACHE": str(home / "cache"),
-                "AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": STEP_SLEEP_S})}
+                "AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": STEP_SLEEP_S}),
+                "TUNE_GLOBAL_CHECKPOINT_S": str(TUNE_SNAPSHOT_PERIOD_S)}
 
     first = Command(argv, env=head_env("head-a"))
     state: dict = {}
@@ -154,7 +157,7 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
     steps_after = _steps(sweep, running, _checkpoints(after, running))
     meta = storage.read_json(storage.join(sweep, f"trial_{running}",
                                           max(steps_after, key=steps_after.get), "meta.json"))
-    assert meta["step"] == 80, meta
+    assert meta["step"] == STEPS, meta
     assert meta["start_step"] > 0 and meta["start_step"] in steps_before.values(), \
         (meta, steps_before)
     record("head_lost", trials=TRIALS, complete_at_kill=len(state["done"]),

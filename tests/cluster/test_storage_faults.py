@@ -211,3 +211,27 @@ def test_resume_session_downloads_the_newest_complete_checkpoint(moto_endpoint, 
         assert os.path.basename(local) == checkpoint_name(10)
         assert open(os.path.join(local, META)).read() == f"{META} of step 10"
     assert not os.path.exists(local)  # the download is removed afterwards
+
+
+def test_the_sdk_logs_each_retry_at_level_warn(moto_endpoint):
+    """AUDIOGAN_S3_LOG_LEVEL=warn starts the AWS SDK so that it prints every retry it makes;
+    the default (fatal) keeps it quiet; a level it does not know is a UserError."""
+    code = ("import sys; from audiogan import storage; p = storage.join(sys.argv[1], 'a.json');"
+            " storage.write_json_atomic(p, [1]); print(storage.read_json(p))")
+    runs = {}
+    for level in ("warn", "", "loud"):
+        # Every third request: with every second one, Arrow's own retry of an error inside
+        # a 200 answer (CompleteMultipartUpload) kept meeting the fault.
+        plan = FaultPlan(every=3, faults=("503",))
+        with fault_proxy(moto_endpoint, plan) as endpoint:
+            root = s3_uri(endpoint, f"log-{uuid.uuid4().hex[:8]}")
+            runs[level] = (subprocess.run(
+                [sys.executable, "-c", code, root], cwd=REPO, capture_output=True, text=True,
+                timeout=60, env={**os.environ, "PYTHONPATH": REPO,
+                                  storage.S3_LOG_LEVEL_ENV: level}), plan.injected.get("503", 0))
+    (warn, n), (quiet, m), (loud, _) = runs["warn"], runs[""], runs["loud"]
+    assert warn.returncode == 0 and warn.stdout.splitlines()[-1] == "[1]", warn.stderr
+    assert n >= 2 and 0 < warn.stdout.count("Request failed, now waiting") <= n, warn.stdout
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "[1]" and m >= 2, quiet.stdout
+    assert loud.returncode != 0 and "AUDIOGAN_S3_LOG_LEVEL='loud': one of off, fatal" \
+        in loud.stderr, loud.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -13,7 +12,6 @@ import yaml
 
 from audiogan.sweep import best as best_mod
 from audiogan.cli import main
-from audiogan.sweep.keys import TUNER_STATE
 from audiogan.sweep.results import load_trials, stopped_early
 from audiogan.sweep.spec import load_spec, parse_spec
 from tests.sweep.conftest import NAME, SMOKE
@@ -137,27 +135,6 @@ def test_asha_stops_early_and_best_uses_all_evaluations(ray_cluster, notes_data,
     assert chosen.checkpoint and os.path.exists(os.path.join(chosen.checkpoint, "state.json"))
     state = json.load(open(os.path.join(chosen.checkpoint, "state.json")))
     assert state["step"] * chosen.params["loss.n_critic"] == chosen.best_critic_steps
-
-
-@pytest.mark.slow
-def test_multi_worker_trial_runs_through_torchtrainer(ray_cluster, notes_data, tmp_path):
-    from audiogan.sweep import run_sweep
-
-    raw = yaml.safe_load(open(SMOKE))
-    raw.update({"num_samples": 1, "workers": 2, "baseline": True, "max_critic_steps": 20,
-                "grace_critic_steps": 10})
-    spec = parse_spec(raw)
-    sweep_dir = str(tmp_path / "multi")
-    assert run_sweep(spec, notes_data, sweep_dir, "multi") == 0
-    (trial,) = load_trials(sweep_dir, "eval/ndb", "min")
-    assert trial.status == "TERMINATED" and trial.best_value is not None
-    # Train inside Tune: Tune holds no checkpoint; the Train run's path came in the metrics.
-    assert "checkpoint_path" in trial.history
-    assert trial.checkpoint and trial.checkpoint.startswith(os.path.join(sweep_dir, "train"))
-    from audiogan.train.checkpoint import load_generator
-
-    _, cfg, _ = load_generator(trial.checkpoint)
-    assert cfg.compute.workers == 2
 
 
 def test_final_stage_scores_real_checkpoints_with_intervals(smoke_sweep, tmp_path, capsys):

@@ -1,0 +1,124 @@
+"""Whole commands on object storage that fails in small ways: `preprocess` and a
+concurrency-1 sweep, run once against the local S3 server directly and once through the
+fault-injecting proxy (5xx, throttling, resets mid-upload, stalls, bodies cut off), give
+identical results: the same shards, the same trials and scores, and the same trained
+weights bit for bit. Training is checked through the sweep's trials: each is the
+TorchTrainer `audiogan train` builds (`train.run.build_trainer`), reading its shards from
+the bucket and uploading its checkpoints there; a separate `train` pair would add ~70 s.
+The SDK's retries are logged (AUDIOGAN_S3_LOG_LEVEL=warn) in the Ray workers' logs."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import os
+import uuid
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from s3_faults import FaultPlan, fault_proxy
+from s3_server import s3_uri
+
+from audiogan import cli, storage
+from audiogan.data import shards
+from audiogan.train.checkpoint import MODEL
+from tests.data.data_fixtures import piano_midi, write_midi
+from tests.reliability.procs import record
+from tests.sweep.conftest import SMOKE
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+# Every 6th request fails; one fault in eight is a stall (2 s, past the 1 s request
+# timeout), so the run stays short whatever the request count.
+FAULTS = ("503", "reset", "500", "cut", "503", "reset", "500", "stall")
+SDK_RETRY = "Request failed, now waiting"
+
+
+def _run_all(endpoint: str, prefix: str, source: str) -> str:
+    """preprocess -> sweep, both on the bucket behind `endpoint`; returns the base."""
+    from audiogan.sweep import run_sweep
+    from audiogan.sweep.spec import parse_spec
+
+    base = s3_uri(endpoint, prefix)
+    data = storage.join(base, "data")
+    assert cli.main(["preprocess", "midi-dir", "--source", source, "--out", data,
+                     "--window", "256", "--hop", "32"]) == 0
+    raw = yaml.safe_load(open(SMOKE))
+    raw.update(num_samples=2, max_concurrent_trials=1, baseline=False, max_critic_steps=20,
+               grace_critic_steps=20)
+    assert run_sweep(parse_spec(raw), data, storage.join(base, "sweep"), "faults") == 0
+    return base
+
+
+def _shards(base: str) -> pa.Table:
+    fs, inside = storage.resolve(storage.join(base, "data"))
+    files = sorted(i.path for i in fs.get_file_info(
+        pa.fs.FileSelector(f"{inside}/{shards.SHARDS}", recursive=True))
+        if i.path.endswith(".parquet"))
+    return pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files]).sort_by("key")
+
+
+def _weights(path: str) -> dict[str, torch.Tensor]:
+    blob = storage.read_bytes(storage.join(path, MODEL))
+    state = torch.load(io.BytesIO(blob), weights_only=True)
+    return {f"{net}.{k}": v for net in ("generator", "critic") for k, v in state[net].items()}
+
+
+def _board(base: str) -> pd.DataFrame:
+    """The sweep's leaderboard, best first."""
+    blob = storage.read_bytes(storage.join(base, "sweep", "leaderboard.csv"))
+    return pd.read_csv(io.BytesIO(blob))
+
+
+def _sdk_retries(logs: str) -> int:
+    """Lines in which the AWS SDK says it retries, over Ray's worker logs."""
+    n = 0
+    for path in glob.glob(os.path.join(logs, "worker-*.out")):
+        with contextlib.suppress(OSError), open(path, errors="replace") as f:
+            n += f.read().count(SDK_RETRY)
+    return n
+
+
+def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
+        moto_endpoint, ray_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv(storage.S3_REQUEST_TIMEOUT_ENV, "1")
+    # The SDK's retries are logged at warn; the level travels with the pickled filesystem
+    # to the Ray workers (set for both runs: a worker keeps the level of its first S3 call).
+    monkeypatch.setenv(storage.S3_LOG_LEVEL_ENV, "warn")
+    monkeypatch.setenv("AUDIOGAN_STUDY_CACHE", str(tmp_path / "studies"))
+    source = tmp_path / "midi"
+    source.mkdir()
+    for i in range(3):
+        write_midi(source / f"song{i}.mid", piano_midi(300, seed=i))
+    tag = uuid.uuid4().hex[:8]
+    direct = _run_all(moto_endpoint, f"clean-{tag}", str(source))
+    plan = FaultPlan(every=6, faults=FAULTS, stall_s=2.0)
+    logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
+    sdk_before = _sdk_retries(logs)
+    with fault_proxy(moto_endpoint, plan) as endpoint:
+        _run_all(endpoint, f"faulty-{tag}", str(source))
+    assert sum(plan.injected.values()) >= 20 and set(plan.injected) == set(FAULTS), \
+        plan.injected
+    # Read both back directly, past the proxy.
+    faulty = s3_uri(moto_endpoint, f"faulty-{tag}")
+    assert _shards(faulty).equals(_shards(direct))
+    want, got = _board(direct), _board(faulty)
+    same = [c for c in want.columns if c not in ("trial_id", "checkpoint")]
+    assert len(want) == 2 and set(want["status"]) == {"TERMINATED"}, want.to_string()
+    pd.testing.assert_frame_equal(got[same], want[same])
+    # The faulty run's leaderboard names its checkpoints through the proxy (gone now).
+    pairs = [(a, b.replace(endpoint, moto_endpoint))
+             for a, b in zip(want["checkpoint"], got["checkpoint"])]
+    for a, b in pairs:  # the trained weights, bit for bit
+        wa, wb = _weights(a), _weights(b)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), (a, b)
+    # The retries were logged: the SDK's in the processes that made them (Ray workers'
+    # stdout, in Ray's worker logs).
+    assert _sdk_retries(logs) > sdk_before
+    record("storage_faults_runs", requests=plan.requests, injected=plan.injected,
+           trials=len(got), sdk_retry_lines=_sdk_retries(logs) - sdk_before)
