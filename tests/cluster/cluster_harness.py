@@ -9,24 +9,31 @@ Token auth uses a test-private token file (RAY_AUTH_TOKEN_PATH), never ~/.ray/au
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import pathlib
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import yaml
 
 from tests.proc_utils import processes_with_env
 
 MARKER = "AUDIOGAN_TEST_CLUSTER"
 BIN = os.path.dirname(sys.executable)
+HERE = pathlib.Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
 
 
@@ -178,3 +185,69 @@ class LocalHead:
     def job_env(self) -> dict[str, Any]:
         """Environment for `ray job ...` CLI calls against this cluster."""
         return {**self.env, "RAY_ADDRESS": self.dashboard_url}
+
+
+def env_of(pid: int, name: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    except OSError:
+        return None
+    value = env.get(name.encode())
+    return value.decode() if value else None
+
+
+def node_of(pid: int) -> str | None:
+    """The fake node a process belongs to: the provider gives each node's raylet (and so
+    every process it starts) its own RAY_OVERRIDE_NODE_ID_FOR_TESTING."""
+    return env_of(pid, "RAY_OVERRIDE_NODE_ID_FOR_TESTING")
+
+
+def worker_nodes(head: LocalHead) -> set[str]:
+    """Fake worker nodes whose raylet is alive."""
+    nodes = set()
+    for pid in head.processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"raylet/raylet" not in f.read():
+                    continue
+        except OSError:
+            continue
+        if env_of(pid, "RAY_NODE_TYPE_NAME"):
+            nodes.add(node_of(pid))
+    return nodes
+
+
+@contextlib.contextmanager
+def fake_cluster_of(min_workers: dict[str, int] | None = None,
+                    env_for: Callable[[pathlib.Path], dict[str, str]] | None = None
+                    ) -> Iterator[LocalHead]:
+    """A private head (no CPUs) with Ray's fake_multinode autoscaler on fake_cluster.yaml,
+    `min_workers` nodes per type from the start; everything under one temp root, deleted
+    with the cluster (the head's processes stopped first, only this cluster's).
+    `env_for(root)`: more environment for the head and every node it launches (a HOME
+    under the root, say: it goes with the cluster)."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="agfc-", dir="/tmp"))
+    head = LocalHead(str(root), num_cpus=0,
+                     extra_env={"RAY_FAKE_CLUSTER": "1", **(env_for(root) if env_for else {})})
+    config = yaml.safe_load((HERE / "fake_cluster.yaml").read_text())
+    config["provider"]["gcs_address"] = head.gcs_address
+    for node_type, n in (min_workers or {}).items():
+        config["available_node_types"][node_type]["min_workers"] = n
+    config["max_workers"] = max(config["max_workers"], sum((min_workers or {}).values()))
+    (root / "fake.yaml").write_text(yaml.safe_dump(config))
+    head.autoscaling_config = str(root / "fake.yaml")
+    head.timings = {}
+    try:
+        t0 = time.monotonic()
+        head.start()
+        head.timings["head_up_s"] = time.monotonic() - t0
+        yield head
+    finally:
+        t0 = time.monotonic()
+        pids = head.stop()
+        head.timings["teardown_s"] = time.monotonic() - t0
+        print(f"fake cluster: stopped {len(pids)} processes; timings {head.timings}")
+        left = head.processes()
+        shutil.rmtree(root, ignore_errors=True)
+        assert left == [], f"processes left behind: {left}"

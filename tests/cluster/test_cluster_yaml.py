@@ -127,7 +127,7 @@ def test_every_ray_start_binds_dashboard_to_loopback_with_token_auth():
 def test_repository_shipped_and_installed_with_pinned_dependencies():
     config = load()
     assert "." in config["file_mounts"].values()
-    remote = next(r for r, l in config["file_mounts"].items() if l == ".")
+    remote = next(r for r, local in config["file_mounts"].items() if local == ".")
     setup = " ".join(config["setup_commands"])
     assert f"-e {remote}" in setup and "--python 3.11" in setup
     assert any("[cloud]" in c for c in config["head_setup_commands"]), "boto3 on the head"

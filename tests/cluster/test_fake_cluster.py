@@ -11,7 +11,6 @@ Only this cluster's processes are stopped (env marker, see cluster_harness).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
@@ -20,14 +19,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 import yaml
 
 from audiogan.config import LossConfig
-from cluster_harness import BIN, LocalHead
+from cluster_harness import BIN, LocalHead, fake_cluster_of, node_of, worker_nodes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -72,37 +70,10 @@ def smoke_spec(dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
-@contextlib.contextmanager
-def _fake_cluster(min_workers: dict[str, int] | None = None):
-    root = pathlib.Path(tempfile.mkdtemp(prefix="agfc-", dir="/tmp"))
-    head = LocalHead(str(root), num_cpus=0, extra_env={"RAY_FAKE_CLUSTER": "1"})
-    config = yaml.safe_load((HERE / "fake_cluster.yaml").read_text())
-    config["provider"]["gcs_address"] = head.gcs_address
-    for node_type, n in (min_workers or {}).items():
-        config["available_node_types"][node_type]["min_workers"] = n
-    config["max_workers"] = max(config["max_workers"], sum((min_workers or {}).values()))
-    (root / "fake.yaml").write_text(yaml.safe_dump(config))
-    head.autoscaling_config = str(root / "fake.yaml")
-    head.timings = {}
-    try:
-        t0 = time.monotonic()
-        head.start()
-        head.timings["head_up_s"] = time.monotonic() - t0
-        yield head
-    finally:
-        t0 = time.monotonic()
-        pids = head.stop()
-        head.timings["teardown_s"] = time.monotonic() - t0
-        print(f"fake cluster: stopped {len(pids)} processes; timings {head.timings}")
-        left = head.processes()
-        shutil.rmtree(root, ignore_errors=True)
-        assert left == [], f"processes left behind: {left}"
-
-
 @pytest.fixture
 def fake_cluster():
     """Scales from zero: every worker node is launched by the autoscaler on demand."""
-    with _fake_cluster() as head:
+    with fake_cluster_of() as head:
         yield head
 
 
@@ -112,7 +83,7 @@ def fake_cluster_with_spare():
     listing a node whose processes ended as still launching, so its autoscaler never
     replaces a lost node the way a cloud provider's terminated instance is replaced; the
     restarted worker group lands on the spare instead."""
-    with _fake_cluster({"gpu.spot": 2, "gpu.ondemand": 1}) as head:
+    with fake_cluster_of({"gpu.spot": 2, "gpu.ondemand": 1}) as head:
         yield head
 
 
@@ -236,37 +207,6 @@ def _live_train_workers(head: LocalHead) -> list[int]:
     return found
 
 
-def _env_of(pid: int, name: str) -> str | None:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
-    except OSError:
-        return None
-    value = env.get(name.encode())
-    return value.decode() if value else None
-
-
-def _node_of(pid: int) -> str | None:
-    """The fake node a process belongs to: the provider gives each node's raylet (and so
-    every process it starts) its own RAY_OVERRIDE_NODE_ID_FOR_TESTING."""
-    return _env_of(pid, "RAY_OVERRIDE_NODE_ID_FOR_TESTING")
-
-
-def _worker_nodes(head: LocalHead) -> set[str]:
-    """Fake worker nodes whose raylet is alive."""
-    nodes = set()
-    for pid in head.processes():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"raylet/raylet" not in f.read():
-                    continue
-        except OSError:
-            continue
-        if _env_of(pid, "RAY_NODE_TYPE_NAME"):
-            nodes.add(_node_of(pid))
-    return nodes
-
-
 def _latest_committed(train_root: pathlib.Path) -> str | None:
     for snap in train_root.glob("*/checkpoint_manager_snapshot.json"):
         try:
@@ -337,7 +277,7 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
     committed, workers = None, []
     while True:
         assert time.monotonic() < deadline, (f"not ready to kill: checkpoint {committed}, "
-                                             f"workers {workers}, nodes {_worker_nodes(head)}\n"
+                                             f"workers {workers}, nodes {worker_nodes(head)}\n"
                                              f"{job_logs()[-4000:]}")
         job = _job_status(head, job_id)
         assert job["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"), \
@@ -346,13 +286,13 @@ def test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint(fake_cluster_
         steps = [int(m.group(1)) for m in STEP_LINE.finditer(job_logs())]
         workers = _live_train_workers(head)
         if committed and steps and max(steps) > steps_per_interval and len(workers) == 2 \
-                and len(_worker_nodes(head)) == 3:
+                and len(worker_nodes(head)) == 3:
             break
         time.sleep(0.3)
-    nodes = {pid: _node_of(pid) for pid in workers}
+    nodes = {pid: node_of(pid) for pid in workers}
     assert all(nodes.values()) and len(set(nodes.values())) == 2, nodes
     victim_node = nodes[max(workers)]
-    node_pids = [p for p in head.processes() if _node_of(p) == victim_node]
+    node_pids = [p for p in head.processes() if node_of(p) == victim_node]
     last_step_before = max(steps)
     for pid in node_pids:  # the node's raylet, agents and workers: the machine is gone
         try:

@@ -84,7 +84,7 @@ def _sdk_retries(logs: str) -> int:
     return n
 
 
-def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
+def test_preprocess_and_sweep_under_faults_equal_fault_free_runs(
         moto_endpoint, ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(storage.S3_REQUEST_TIMEOUT_ENV, "1")
     # The SDK's retries are logged at warn; the level travels with the pickled filesystem

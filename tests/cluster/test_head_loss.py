@@ -1,21 +1,25 @@
-"""A sweep on object storage survives losing its head: everything on the head node -- the
-driver, its Ray, the live SQLite study, Tune's local staging, the home and cache
-directories -- is SIGKILLed and deleted mid-sweep; a new head resumes from the bucket alone.
-
-The head is the `audiogan sweep` process with the Ray it starts (one node: the driver's
-node is the one whose loss matters; losing a worker node is
-test_fake_cluster.test_worker_node_lost_mid_trial_is_retried_from_its_checkpoint). Each
-head has its own HOME, AUDIOGAN_STUDY_CACHE and Ray temp dir, so the new head's study path
-differs from the old one's: the searcher Tune pickled on the old head must be rebound.
+"""A sweep on object storage survives losing its head: on Ray's fake multi-node cluster
+(a private head with the fake_multinode autoscaler launching the worker nodes the trials
+run on), the sweep is a `ray job` whose driver runs on the head; once two trials completed
+and one checkpointed, every process of the cluster, head included, is SIGKILLed and the
+cluster's directory -- the head's HOME, its study cache (the live SQLite study), Ray's temp
+dir with Tune's local staging -- is deleted with it. A fresh cluster (another HOME, so the
+study's local path differs and the searcher Tune pickled must be rebound) runs the same
+sweep with `--resume`, from the bucket alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import shutil
+import pathlib
+import shlex
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,10 +28,11 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 import yaml
+from cluster_harness import BIN, LocalHead, fake_cluster_of, worker_nodes
 from s3_server import s3_uri
 
 from audiogan import storage
-from tests.reliability.procs import Command, record
+from tests.reliability.procs import record
 from tests.sweep.conftest import SMOKE, write_notes_dataset
 
 pytestmark = pytest.mark.ray
@@ -77,8 +82,34 @@ def _steps(sweep: str, trial_id: str, names: set[str]) -> dict[str, int]:
             for n in names}
 
 
+def _submit(head: LocalHead, job_id: str, argv: list[str], env_vars: dict[str, str]) -> None:
+    """`ray job submit` of `audiogan ARGV`: the driver runs on the head node."""
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "audiogan", *argv])
+    done = subprocess.run(
+        [os.path.join(BIN, "ray"), "job", "submit", "--no-wait", "--submission-id", job_id,
+         "--runtime-env-json", json.dumps({"env_vars": env_vars}), "--",
+         "sh", "-c", f"cd {shlex.quote(head.root)} && exec {command}"],
+        env=head.job_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _job(head: LocalHead, job_id: str) -> tuple[str, str]:
+    """(status, the job's log so far)."""
+    status, body = head.get(f"/api/jobs/{job_id}")
+    state = json.loads(body)["status"] if status == 200 else f"HTTP {status}"
+    status, body = head.get(f"/api/jobs/{job_id}/logs")
+    return state, json.loads(body).get("logs", "") if status == 200 else ""
+
+
+def _head_env(root: pathlib.Path) -> dict[str, str]:
+    """The head's own HOME and study cache, inside the cluster's directory."""
+    (root / "home" / "cache").mkdir(parents=True)
+    return {"HOME": str(root / "home"), "AUDIOGAN_STUDY_CACHE": str(root / "home" / "cache")}
+
+
 @pytest.mark.slow
-def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint, tmp_path):
+def test_head_lost_mid_sweep_resumes_on_a_new_cluster_from_the_bucket(moto_endpoint,
+                                                                      tmp_path):
     base = s3_uri(moto_endpoint, f"headloss-{uuid.uuid4().hex[:8]}")
     local_data = write_notes_dataset(str(tmp_path / "notes"))
     data = storage.join(base, "data")
@@ -95,15 +126,8 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
     spec_path.write_text(yaml.safe_dump(spec))
     sweep = storage.join(base, "hl")
     argv = ["sweep", str(spec_path), "--data", data, "--storage", base, "--name", "hl"]
-
-    def head_env(name: str) -> dict[str, str]:
-        home = tmp_path / name
-        (home / "cache").mkdir(parents=True)
-        return {"HOME": str(home), "AUDIOGAN_STUDY_CACHE": str(home / "cache"),
-                "AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": STEP_SLEEP_S}),
-                "TUNE_GLOBAL_CHECKPOINT_S": str(TUNE_SNAPSHOT_PERIOD_S)}
-
-    first = Command(argv, env=head_env("head-a"))
+    job_env = {"AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": STEP_SLEEP_S}),
+               "TUNE_GLOBAL_CHECKPOINT_S": str(TUNE_SNAPSHOT_PERIOD_S)}
     state: dict = {}
 
     def ready() -> bool:
@@ -120,25 +144,38 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
         # Tune knows one of its checkpoints (the study and the bucket know it already).
         return time.monotonic() - state["first_checkpoint_at"] > TUNE_SNAPSHOT_S
 
-    try:
-        assert first.wait_for(ready, 300, 0.5), first.output[-4000:]
-        alive = first.proc.poll() is None
-        killed = first.cleanup()  # SIGKILL: the driver and every process of its Ray
-    finally:
-        first.cleanup()
-    assert alive, "the sweep ended before the head was lost"
-    shutil.rmtree(tmp_path / "head-a")
-    shutil.rmtree(first.tmp, ignore_errors=True)
-    before = _listing(sweep)  # what the bucket holds once the head is gone
+    with fake_cluster_of(env_for=_head_env) as head:
+        old_root = head.root
+        _submit(head, "headloss-a", argv, job_env)
+        deadline = time.monotonic() + 400
+        while not ready():
+            status, logs = _job(head, "headloss-a")
+            assert status in ("PENDING", "RUNNING") and time.monotonic() < deadline, \
+                f"{status} before the head was lost:\n{logs[-4000:]}"
+            time.sleep(0.5)
+        nodes_at_kill = worker_nodes(head)
+        killed: set[int] = set()
+        for _ in range(3):  # the whole cluster at once, as a lost machine set would go
+            pids = head.processes()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed |= set(pids)
+            time.sleep(0.5)
+    assert not os.path.exists(old_root)  # its HOME, cache and Ray dirs went with it
+    before = _listing(sweep)  # what the bucket holds once the cluster is gone
     running = state["running"]
     steps_before = _steps(sweep, running, _checkpoints(before, running))
 
-    second = Command(argv + ["--resume"], env=head_env("head-b"))
-    try:
-        rc = second.wait(400)
-    finally:
-        second.cleanup()
-    assert rc == 0, second.output[-4000:]
+    with fake_cluster_of(env_for=_head_env) as head:
+        t0 = time.monotonic()
+        _submit(head, "headloss-b", argv + ["--resume"], job_env)
+        deadline = t0 + 400
+        while (status := _job(head, "headloss-b"))[0] in ("PENDING", "RUNNING"):
+            assert time.monotonic() < deadline, status[1][-4000:]
+            time.sleep(1)
+        resume_s = time.monotonic() - t0
+        assert status[0] == "SUCCEEDED", status[1][-4000:]
     board = pd.read_csv(io.BytesIO(storage.read_bytes(storage.join(sweep, "leaderboard.csv"))))
     assert len(board) == TRIALS and board["trial_id"].is_unique, board.to_string()
     assert set(board["status"]) == {"TERMINATED"}, board.to_string()
@@ -161,6 +198,7 @@ def test_head_lost_mid_sweep_resumes_on_a_new_head_from_the_bucket(moto_endpoint
     assert meta["start_step"] > 0 and meta["start_step"] in steps_before.values(), \
         (meta, steps_before)
     record("head_lost", trials=TRIALS, complete_at_kill=len(state["done"]),
-           processes_killed=len(killed), running_trial_resumed_from_step=meta["start_step"],
+           worker_nodes_at_kill=len(nodes_at_kill), processes_killed=len(killed),
+           running_trial_resumed_from_step=meta["start_step"],
            newest_step_on_bucket_at_kill=max(steps_before.values()),
-           leaderboard_rows=len(board), resume_seconds=round(second.elapsed_s, 1))
+           leaderboard_rows=len(board), resume_seconds=round(resume_s, 1))
