@@ -3,20 +3,12 @@
 Writes are atomic: local files go through a temp file and `os.replace`; object stores
 publish an object only when its upload completes.
 
-Object-storage faults: an s3:// URI opens a `RetryingS3FileSystem`, pyarrow's S3 client
-with the AWS SDK's standard retry strategy raised to `AUDIOGAN_S3_MAX_ATTEMPTS` attempts
-(default 10; exponential backoff with jitter, within the SDK's retry quota): 5xx answers,
-throttling (SlowDown, 503), connection resets and timeouts are retried by the SDK, on every
-call -- shard reads, checkpoint uploads (Ray Train and Tune get this filesystem), result
-writes. A request that receives no data for `AUDIOGAN_S3_REQUEST_TIMEOUT_S` seconds
-(default 10) is abandoned and retried. The SDK does not retry a response whose body is cut
-off after its headers; `retrying` does, for this module's whole-object reads and writes
-and for shard reads, and logs every retry as a warning. The SDK's own retries are logged
-("Request failed, now waiting 184 ms before attempting again", on stdout) with
-`AUDIOGAN_S3_LOG_LEVEL=warn`, in the driver and in every Ray worker it ships the
-filesystem to (default fatal: at warn the SDK is noisy). Permanent
-errors (access denied, a missing bucket) are not retried; `check_writable` makes them one
-line before Ray starts.
+Object storage: s3:// URIs open `audiogan.s3.RetryingS3FileSystem` (retries, timeouts,
+the SDK's log level: see that module). The SDK does not retry a response whose body is
+cut off after its headers; `retrying` does, for this module's whole-object reads and
+writes and for shard reads, and logs every retry as a warning. Permanent errors (access
+denied, a missing bucket) are not retried; `check_writable` makes them one line before
+Ray starts.
 """
 
 from __future__ import annotations
@@ -32,99 +24,16 @@ import time
 import uuid
 from typing import Any, Callable, Iterator, TypeVar
 
-import pyarrow
 import pyarrow.fs as pafs
 
+from audiogan import s3
 from audiogan.errors import UserError
+# Names older pickles and callers use (a Tune experiment state pickles the filesystem).
+from audiogan.s3 import (S3_LOG_LEVEL_ENV, S3_MAX_ATTEMPTS_ENV,  # noqa: F401
+                         S3_REQUEST_TIMEOUT_ENV, RetryingS3FileSystem, _rebuild_s3)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-S3_MAX_ATTEMPTS_ENV = "AUDIOGAN_S3_MAX_ATTEMPTS"
-S3_REQUEST_TIMEOUT_ENV = "AUDIOGAN_S3_REQUEST_TIMEOUT_S"
-S3_LOG_LEVEL_ENV = "AUDIOGAN_S3_LOG_LEVEL"
-S3_CONNECT_TIMEOUT_S = 10.0
-# The URI options pyarrow's S3 URIs take (`?endpoint_override=...&scheme=http`).
-_S3_URI_OPTIONS = {"region": str, "scheme": str, "endpoint_override": str,
-                   "allow_bucket_creation": bool, "allow_bucket_deletion": bool,
-                   "tls_ca_file_path": str, "force_virtual_addressing": bool}
-
-
-def s3_log_level() -> str:
-    """AUDIOGAN_S3_LOG_LEVEL, checked: the AWS SDK's log level (default fatal, as pyarrow's)."""
-    raw = (os.environ.get(S3_LOG_LEVEL_ENV, "") or "fatal").lower()
-    if raw.capitalize() not in pafs.S3LogLevel.__members__:
-        raise UserError(f"{S3_LOG_LEVEL_ENV}={raw!r}: one of "
-                        f"{', '.join(m.lower() for m in pafs.S3LogLevel.__members__)}")
-    return raw
-
-
-@functools.lru_cache(maxsize=1)
-def _init_s3_logging(level: str) -> None:
-    """Start the AWS SDK at `level` before this process's first S3 call.
-
-    At warn the SDK prints each retry it makes ("Request failed, now waiting 184 ms before
-    attempting again"), to stdout, along with much else (a block for every 404 answer to an
-    existence check): so it is opt-in. The level is fixed by a process's first S3 call, so
-    it is set here, before any S3 filesystem or region lookup; a Ray worker gets the
-    driver's level inside the pickled filesystem."""
-    try:
-        pafs.initialize_s3(pafs.S3LogLevel.__members__[level.capitalize()])
-    except pyarrow.ArrowInvalid:  # something in this process used S3 first: its level stays
-        log.debug("S3 already initialised; %s=%s not applied", S3_LOG_LEVEL_ENV, level)
-
-
-def _rebuild_s3(options: dict[str, Any]) -> "RetryingS3FileSystem":
-    return RetryingS3FileSystem(**options)
-
-
-class RetryingS3FileSystem(pafs.S3FileSystem):
-    """pyarrow's S3FileSystem with the project's retry bound and timeouts, which survive
-    pickling (pyarrow's own pickle drops the retry strategy, and Ray pickles the storage
-    filesystem to every worker)."""
-
-    def __init__(self, *, max_attempts: int, log_level: str = "fatal", **options: Any) -> None:
-        _init_s3_logging(log_level)
-        super().__init__(retry_strategy=pafs.AwsStandardS3RetryStrategy(
-            max_attempts=max_attempts), **options)
-        self._options = {"max_attempts": max_attempts, "log_level": log_level, **options}
-
-    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
-        return _rebuild_s3, (dict(self._options),)
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise UserError(f"{name}={raw!r} is not a number") from None
-
-
-@functools.lru_cache(maxsize=32)
-def _s3_filesystem(bucket: str, query: str, max_attempts: int, request_timeout_s: float,
-                   log_level: str) -> RetryingS3FileSystem:
-    from urllib.parse import parse_qsl
-
-    _init_s3_logging(log_level)  # before the region lookup below, which starts the SDK
-    options: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        kind = _S3_URI_OPTIONS.get(key)
-        if kind is None:
-            raise UserError(f"unknown S3 URI option '{key}' (known: "
-                            f"{', '.join(sorted(_S3_URI_OPTIONS))})")
-        options[key] = value.lower() in ("1", "true", "yes") if kind is bool else value
-    if "region" not in options and "endpoint_override" not in options:
-        # What FileSystem.from_uri does: ask S3 where the bucket lives (the SDK's default
-        # region would get a redirect for a bucket elsewhere).
-        try:
-            options["region"] = pafs.resolve_s3_region(bucket)
-        except OSError as exc:
-            raise UserError(f"cannot find S3 bucket '{bucket}': {exc}") from None
-    return RetryingS3FileSystem(max_attempts=max_attempts, log_level=log_level,
-                                request_timeout=request_timeout_s,
-                                connect_timeout=S3_CONNECT_TIMEOUT_S, **options)
 
 
 def is_uri(path: str) -> bool:
@@ -137,21 +46,7 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     path = str(path)
     if is_uri(path):
         if path.startswith("s3://"):
-            from urllib.parse import unquote
-
-            head, _, query = path[len("s3://"):].partition("?")
-            bucket = head.split("/", 1)[0]
-            if "@" in bucket:
-                raise UserError(f"storage URI 's3://{head.split('@')[-1]}': credentials do "
-                                "not belong in a URI; use the AWS environment or profile")
-            if not bucket:
-                raise UserError(f"cannot open storage URI '{path}': no bucket")
-            attempts = int(_env_number(S3_MAX_ATTEMPTS_ENV, 10))
-            if attempts < 1:
-                raise UserError(f"{S3_MAX_ATTEMPTS_ENV} must be >= 1")
-            fs = _s3_filesystem(bucket, query, attempts,
-                                _env_number(S3_REQUEST_TIMEOUT_ENV, 10.0), s3_log_level())
-            return fs, unquote(head.rstrip("/"))
+            return s3.resolve(path)
         try:
             return pafs.FileSystem.from_uri(path)
         except Exception as exc:  # pyarrow raises several types for bad URIs
@@ -231,7 +126,7 @@ def retrying(what: str, path: str, call: Callable[[], T]) -> T:
     off after its headers ("Failed to flush response stream", a stall or reset mid-body)
     reaches us instead, not retried below. Same bound as the SDK's, backoff 0.2 s doubling
     to 5 s; each retry is logged. Local files and permanent errors: no retry."""
-    attempts = int(_env_number(S3_MAX_ATTEMPTS_ENV, 10)) if is_uri(path) else 1
+    attempts = s3.max_attempts() if is_uri(path) else 1
     for attempt in range(1, max(attempts, 1) + 1):
         try:
             return call()
