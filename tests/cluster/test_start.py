@@ -27,6 +27,10 @@ def test_runs_starting_at_once_get_different_ports(monkeypatch):
     import threading
     import time
 
+    # pin_dashboard_port exports the port: restore the session Ray's own afterwards (left
+    # pointing here, it sent the browser test to a closed port once the session Ray had
+    # started before this test).
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     with socket.socket() as probe:  # a default port that is free now
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]

@@ -120,8 +120,11 @@ def _watcher(request, root: str, notes_data: str):
     request.getfixturevalue("ray_cluster")  # the 2-worker train run joins it
     work = os.path.join(root, "watch")
     os.makedirs(work)
+    # The session Ray's own dashboard, asked of Ray: RAY_API_SERVER_ADDRESS in this process
+    # is whatever the last pin_dashboard_port call exported (a test left it pointing at a
+    # closed port once, and every cluster page was refused).
     return Watcher(os.path.join(root, NAME), work, notes_data, REPO,
-                   cluster_dashboard=os.environ["RAY_API_SERVER_ADDRESS"],
+                   cluster_dashboard="http://" + ray._private.worker.get_dashboard_url(),
                    gcs_address=ray.get_runtime_context().gcs_address)
 
 

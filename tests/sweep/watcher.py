@@ -102,7 +102,7 @@ class Watcher:
         self.cluster = cluster_dashboard
         self.marker = procs.new_marker()
         self.env = {**os.environ, procs.MARKER: self.marker, "PYTHONPATH": repo,
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1", "RAY_API_SERVER_ADDRESS": cluster_dashboard}
         self.env.pop("RAY_ADDRESS", None)
         self.seen: dict[str, dict[str, Any]] = {}
         self.t0 = time.monotonic()
