@@ -135,7 +135,7 @@ def load_trials(sweep_dir: str, objectives: str | Sequence[Objective], mode: str
         trial_fs, trial_path = storage.resolve(trial.path) if storage.is_uri(trial.path) else (
             experiment_filesystem(ea), trial.path)
         hist = _read_history(trial_fs, trial_path)
-        evaluations = _evaluations(hist, objectives, _kept_checkpoints(trial, hist))
+        evaluations = _evaluations(hist, objectives, _kept_checkpoints(trial, hist, trial_fs))
         vectors = [e.vector for e in evaluations]
         pick = select(vectors, objectives, selection)
         with_ckpt = [e for e in evaluations if e.checkpoint]
@@ -164,8 +164,11 @@ def _evaluations(hist: pd.DataFrame, objectives: tuple[Objective, ...],
     return [by_steps[s] for s in sorted(by_steps)]
 
 
-def _kept_checkpoints(trial: Any, hist: pd.DataFrame) -> dict[int, tuple[str, Any]]:
-    """critic steps -> (path, filesystem) of every checkpoint of the trial that exists."""
+def _kept_checkpoints(trial: Any, hist: pd.DataFrame, trial_fs: pafs.FileSystem
+                      ) -> dict[int, tuple[str, Any]]:
+    """critic steps -> (path, filesystem) of every checkpoint of the trial that exists.
+    A multi-worker trial's Train run reports `checkpoint_path` inside the sweep's own
+    filesystem ("bucket/prefix/train/..." under an object-store sweep), not as a URI."""
     found: dict[int, tuple[str, Any]] = {}
     manager = trial.run_metadata.checkpoint_manager
     results = list(manager.best_checkpoint_results)
@@ -179,7 +182,7 @@ def _kept_checkpoints(trial: Any, hist: pd.DataFrame) -> dict[int, tuple[str, An
         for _, row in hist.iterrows():
             path = row["checkpoint_path"]
             if isinstance(path, str) and path:
-                fs, p = storage.resolve(path)
+                fs, p = storage.resolve(path) if storage.is_uri(path) else (trial_fs, path)
                 found[int(row[CRITIC_STEPS])] = (p, fs)
     return {s: (p, fs) for s, (p, fs) in found.items()
             if fs.get_file_info(p).type != pafs.FileType.NotFound}

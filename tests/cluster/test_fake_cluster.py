@@ -21,11 +21,14 @@ import subprocess
 import sys
 import time
 
+import uuid
+
 import pytest
 import yaml
 
 from audiogan.config import LossConfig
 from cluster_harness import BIN, LocalHead, fake_cluster_of, node_of, worker_nodes
+from s3_server import s3_uri
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -102,10 +105,13 @@ def _job_status(head: LocalHead, job_id: str) -> dict:
 
 
 @pytest.mark.slow
-def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
+def test_sweep_job_scales_out_on_fake_autoscaler(moto_endpoint, fake_cluster, tmp_path):
+    """... with the sweep on the local S3 server (as `--storage s3://...` on a cluster): the
+    2-worker trial's Train run uploads its checkpoints there, and `best` pulls from it."""
     head = fake_cluster
     root = pathlib.Path(head.root)
     sys.path.insert(0, str(ROOT))
+    from audiogan import storage
     from tests.fixtures import make_dataset
 
     data = make_dataset(root / "data", "notes", n_train=16, n_validation=8, n_test=4)
@@ -113,7 +119,8 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
     spec = smoke_spec(root / "fake-smoke.yaml")
     imports = root / "imports"
     imports.mkdir()
-    sweeps = root / "sweeps"
+    sweeps = s3_uri(moto_endpoint, f"scale-{uuid.uuid4().hex[:8]}")
+    sweep = storage.join(sweeps, "fake")
 
     runtime_env = {"env_vars": {"AUDIOGAN_IMPORT_LOG": str(imports)}}
     head_raylet_port = head.ports["--node-manager-port"]
@@ -170,14 +177,18 @@ def test_sweep_job_scales_out_on_fake_autoscaler(fake_cluster, tmp_path):
     # path came in its metrics, under the sweep's train/ directory.
     from audiogan.sweep.results import load_trials
 
-    (trial,) = load_trials(str(sweeps / "fake"), "eval/ndb", "min")
+    (trial,) = load_trials(sweep, "eval/ndb", "min")
     assert trial.status == "TERMINATED" and trial.best_value is not None
     assert "checkpoint_path" in trial.history
-    assert trial.checkpoint and trial.checkpoint.startswith(str(sweeps / "fake" / "train"))
+    from audiogan.train.checkpoint import META
+
+    _, inside = storage.resolve(sweep)  # the Train run's path is inside the bucket's filesystem
+    assert trial.checkpoint and trial.checkpoint.startswith(inside + "/train/"), trial.checkpoint
+    assert storage.exists(storage.join(sweep, trial.checkpoint[len(inside) + 1:], META))
 
     # `audiogan best` pulls the best checkpoint out of the sweep directory.
     out = root / "best"
-    best = subprocess.run([sys.executable, "-m", "audiogan", "best", str(sweeps / "fake"),
+    best = subprocess.run([sys.executable, "-m", "audiogan", "best", sweep,
                            "--out", str(out), "--page-seeds", "0"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
     assert best.returncode == 0, best.stdout + best.stderr
