@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -136,7 +137,7 @@ def test_sweep_job_scales_out_on_fake_autoscaler(moto_endpoint, fake_cluster, tm
          # driver runs from a stable cwd and finds the package via PYTHONPATH (which Ray
          # sets to the working dir) -- the import records below check exactly that.
          "sh", "-c", f"cd {root} && exec {sys.executable} -m audiogan sweep {spec} "
-                     f"--data {data} --storage {sweeps} --name fake"],
+                     f"--data {data} --storage {shlex.quote(sweeps)} --name fake"],
         env=head.job_env(), capture_output=True, text=True, timeout=120)
     assert submit.returncode == 0, submit.stdout + submit.stderr
 
