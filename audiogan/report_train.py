@@ -4,6 +4,7 @@ and compile. Every figure and target is read from the JSON, never retyped here."
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Callable
 
 Target = Callable[[dict[str, Any] | None, str], str]
@@ -49,6 +50,31 @@ def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str
                      "ratio": p["product_over_plain_share"], "target": target(None, ""),
                      "date": date})
     return rows
+
+
+def _gap_rows(gap: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    """Where the product's full-preset step loses to the plain loop, layer by layer."""
+    rounds = gap.get("rounds") or []
+    if not rounds:
+        return []
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    what = f"train {gap['preset']} (d={gap['d']}, batch {gap['batch_size']})"
+    layers = [("audiogan's loop without Ray", "loop_local_s", "plain loop", "plain_s",
+               "loop_local_over_plain"),
+              ("the plain loop in a Ray task", "ray_task_s", "plain loop in this process",
+               "plain_s", "ray_task_over_plain"),
+              ("the product's in-step time (1-worker TorchTrainer)", "product_in_step_s",
+               "the plain loop in a Ray task", "ray_task_s", "product_in_step_over_ray_task"),
+              ("the product's wall time (reports included)", "product_s",
+               "its in-step time", "product_in_step_s", "product_over_product_in_step")]
+    return [{"measure": f"{what}, where the product's gap goes: {name} {med(k):.2f} s/step",
+             "baseline": f"{base} {med(bk):.2f} s/step (median of {len(rounds)} rounds, "
+                         "orders alternating)",
+             "ratio": gap[ratio], "target": target(None, ""), "date": date}
+            for name, k, base, bk, ratio in layers]
 
 
 def _reporting_rows(rep: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
@@ -98,8 +124,9 @@ def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dic
 
 def train_speed_rows(d: dict[str, Any], dates: dict[str, str], date: str, target: Target
                      ) -> list[dict[str, Any]]:
-    """Rows for the sections `audiogan bench train --parts full,reporting,precision` wrote;
+    """Rows for the sections `audiogan bench train --parts full,gap,reporting,precision` wrote;
     `dates` holds each section's own date (`date`, the file's, when it has none)."""
     return (_full_rows(d.get("full_presets", {}), dates.get("full_presets", date), target)
+            + _gap_rows(d.get("full_preset_gap", {}), dates.get("full_preset_gap", date), target)
             + _reporting_rows(d.get("reporting", {}), dates.get("reporting", date), target)
             + _precision_rows(d.get("precision", {}), dates.get("precision", date), target))

@@ -125,12 +125,19 @@ def layer_times(cfg: Config, threads: int, repeats: int = 3) -> list[dict[str, A
     return rows
 
 
-def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> float:
-    """`audiogan train`'s TorchTrainer (1 worker): steady-state wall seconds per step between
-    its first and last report (reports by time, the default; evaluation excluded)."""
+def product_reports(cfg: Config, data: str, steps: int, work: str) -> list[dict[str, Any]]:
+    """`audiogan train`'s TorchTrainer (1 worker) for `steps` steps: its reports (by time,
+    the default), at least two."""
     reports = report_log_run(cfg, data, 1, steps, work)
     if len(reports) < 2:
         raise RuntimeError(f"one report in {steps} steps: cannot time a steady state")
+    return reports
+
+
+def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> float:
+    """The product's steady-state wall seconds per step between its first and last report
+    (evaluation excluded)."""
+    reports = product_reports(cfg, data, steps, work)
     first, last = reports[0], reports[-1]
     return (last["time/elapsed_s"] - first["time/elapsed_s"]) / (
         last["progress/step"] - first["progress/step"])
