@@ -1,11 +1,11 @@
-"""Whole commands on object storage that fails in small ways: `preprocess` and a
+"""Whole commands on object storage that fails in small ways: `preprocess`, `train` and a
 concurrency-1 sweep, run once against the local S3 server directly and once through the
 fault-injecting proxy (5xx, throttling, resets mid-upload, stalls, bodies cut off), give
-identical results: the same shards, the same trials and scores, and the same trained
-weights bit for bit. Training is checked through the sweep's trials: each is the
-TorchTrainer `audiogan train` builds (`train.run.build_trainer`), reading its shards from
-the bucket and uploading its checkpoints there; a separate `train` pair would add ~70 s.
-The SDK's retries are logged (AUDIOGAN_S3_LOG_LEVEL=warn) in the Ray workers' logs."""
+identical results: the same shards, the same trained weights bit for bit, the same trials
+and scores. `train` is the TorchTrainer (Ray Train uploads its checkpoints); a 1-worker
+sweep trial runs the loop in the Tune trial (Tune uploads them): both upload paths meet
+the faults. The SDK's retries are logged (AUDIOGAN_S3_LOG_LEVEL=warn) in the Ray workers'
+logs."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from s3_server import s3_uri
 
 from audiogan import cli, storage
 from audiogan.data import shards
-from audiogan.train.checkpoint import MODEL
+from audiogan.train.checkpoint import MODEL, checkpoint_name
 from tests.data.data_fixtures import piano_midi, write_midi
 from tests.reliability.procs import record
 from tests.sweep.conftest import SMOKE
@@ -36,11 +36,16 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 # Every 6th request fails; one fault in eight is a stall (2 s, past the 1 s request
 # timeout), so the run stays short whatever the request count.
 FAULTS = ("503", "reset", "500", "cut", "503", "reset", "500", "stall")
+TRAIN_STEPS = 8
+TRAIN = ["--total-steps", str(TRAIN_STEPS)] + [
+    a for kv in ("model.d=2", "optim.batch_size=4", "train.eval_every=4",
+                 "train.report_every=2", "metrics.n_samples=8", "metrics.ndb_k=2")
+    for a in ("--set", kv)]
 SDK_RETRY = "Request failed, now waiting"
 
 
 def _run_all(endpoint: str, prefix: str, source: str) -> str:
-    """preprocess -> sweep, both on the bucket behind `endpoint`; returns the base."""
+    """preprocess -> train -> sweep, all on the bucket behind `endpoint`; returns the base."""
     from audiogan.sweep import run_sweep
     from audiogan.sweep.spec import parse_spec
 
@@ -48,6 +53,8 @@ def _run_all(endpoint: str, prefix: str, source: str) -> str:
     data = storage.join(base, "data")
     assert cli.main(["preprocess", "midi-dir", "--source", source, "--out", data,
                      "--window", "256", "--hop", "32"]) == 0
+    assert cli.main(["train", "pianogan-cpu", "--data", data, "--out",
+                     storage.join(base, "run"), *TRAIN]) == 0
     raw = yaml.safe_load(open(SMOKE))
     raw.update(num_samples=2, max_concurrent_trials=1, baseline=False, max_critic_steps=20,
                grace_critic_steps=20)
@@ -84,7 +91,7 @@ def _sdk_retries(logs: str) -> int:
     return n
 
 
-def test_preprocess_and_sweep_under_faults_equal_fault_free_runs(
+def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
         moto_endpoint, ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(storage.S3_REQUEST_TIMEOUT_ENV, "1")
     # The SDK's retries are logged at warn; the level travels with the pickled filesystem
@@ -107,6 +114,9 @@ def test_preprocess_and_sweep_under_faults_equal_fault_free_runs(
     # Read both back directly, past the proxy.
     faulty = s3_uri(moto_endpoint, f"faulty-{tag}")
     assert _shards(faulty).equals(_shards(direct))
+    last = checkpoint_name(TRAIN_STEPS)  # `train`'s final weights, bit for bit
+    wa, wb = (_weights(storage.join(b, "run", last)) for b in (direct, faulty))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     want, got = _board(direct), _board(faulty)
     same = [c for c in want.columns if c not in ("trial_id", "checkpoint")]
     assert len(want) == 2 and set(want["status"]) == {"TERMINATED"}, want.to_string()
