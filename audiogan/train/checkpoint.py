@@ -255,9 +255,9 @@ def newest_complete(fs: pafs.FileSystem, path: str) -> str:
                    | {name}, reverse=True)
     for candidate in names:
         if not complete(f"{parent}/{candidate}"):
-            if candidate == name:
-                log.warning("checkpoint %s is incomplete (an interrupted upload?): skipped",
-                            path)
+            # Ray's own (`name`) or a newer one whose upload failed before Ray recorded it.
+            log.warning("checkpoint %s/%s is incomplete (an interrupted upload?): skipped",
+                        parent, candidate)
             continue
         if candidate > name:
             log.info("resuming from %s, newer than the %s Ray recorded (its state was "

@@ -23,9 +23,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from audiogan import storage
 from audiogan.builders import build_label_map, check_objective_available, train_config_from_args
@@ -118,8 +119,8 @@ def _check_same_model(run_dir: str, cfg: Config) -> None:
                         " choose another --out")
 
 
-def unwrap_failure(exc: BaseException) -> str | None:
-    """The one-line message of a NonFiniteLossError inside Ray's error wrapping, if any."""
+def _wrapped(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception Ray wrapped inside it (causes, contexts, worker failures)."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -127,14 +128,34 @@ def unwrap_failure(exc: BaseException) -> str | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        stack.extend([e.__cause__, e.__context__, getattr(e, "cause", None)])
+        stack.extend(getattr(e, "worker_failures", {}).values())
+
+
+def unwrap_failure(exc: BaseException) -> str | None:
+    """The one-line message of a NonFiniteLossError inside Ray's error wrapping, if any."""
+    for e in _wrapped(exc):
         if isinstance(e, NonFiniteLossError):
             return str(e)
         text = str(e)
         if "NonFiniteLossError" in text and "non-finite loss at step" in text:
-            line = text[text.index("non-finite loss at step"):].splitlines()[0]
-            return line
-        stack.extend([e.__cause__, e.__context__, getattr(e, "cause", None)])
-        stack.extend(getattr(e, "worker_failures", {}).values())
+            return text[text.index("non-finite loss at step"):].splitlines()[0]
+    return None
+
+
+_OS_ERROR_LINE = re.compile(r"^OSError: (.+)$", re.MULTILINE)
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The first line of an OSError a worker raised (object storage that still failed after
+    its retries, a full disk), inside Ray's error wrapping; None if there is none."""
+    for e in _wrapped(exc):
+        found = _OS_ERROR_LINE.findall(str(e))
+        if found:  # Ray's wrappers carry the worker's traceback as text
+            return found[-1].strip()
+        if type(e) is OSError or (isinstance(e, OSError) and "Ray" not in type(e).__name__):
+            return (str(e).strip().splitlines() or [type(e).__name__])[0]
     return None
 
 
@@ -220,10 +241,16 @@ def _fit(cfg: Config, data: str, out: str, name: str, storage_path: str, marker:
     except BaseException as exc:  # Ray wraps worker errors; surface ours as one line
         if interrupted.is_set():
             return _interrupted(out)
-        line = unwrap_failure(exc) if isinstance(exc, Exception) else None
-        if line is None:
+        if not isinstance(exc, Exception):
             raise
-        return 1, f"audiogan: error: {line}"
+        line = unwrap_failure(exc)
+        if line is not None:
+            return 1, f"audiogan: error: {line}"
+        io_line = storage_failure(exc)
+        if io_line is None:
+            raise
+        return 1, (f"audiogan: error: {io_line}; once the storage answers, run the same "
+                   f"command again: it resumes from the latest complete checkpoint in {out}")
     if interrupted.is_set():
         return _interrupted(out)
     if storage.exists(marker):

@@ -13,6 +13,7 @@ import contextlib
 import glob
 import io
 import os
+import time
 import uuid
 
 import pandas as pd
@@ -82,6 +83,14 @@ def _board(base: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(blob))
 
 
+def _in_worker_logs(logs: str, text: str) -> bool:
+    for path in glob.glob(os.path.join(logs, "worker-*")):
+        with contextlib.suppress(OSError), open(path, errors="replace") as f:
+            if text in f.read():
+                return True
+    return False
+
+
 def _sdk_retries(logs: str) -> int:
     """Lines in which the AWS SDK says it retries, over Ray's worker logs."""
     n = 0
@@ -132,3 +141,46 @@ def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
     assert _sdk_retries(logs) > sdk_before
     record("storage_faults_runs", requests=plan.requests, injected=plan.injected,
            trials=len(got), sdk_retry_lines=_sdk_retries(logs) - sdk_before)
+
+
+def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
+        moto_endpoint, ray_cluster, tmp_path, monkeypatch, capsys):
+    """`audiogan train --out s3://...`: step 4's checkpoint upload is cut off for good (its
+    meta.json PUT is reset on every attempt), so the run fails, with half a checkpoint on
+    the bucket; the same command again (the bucket reachable) resumes from step 2 with a
+    warning, never from the half upload."""
+    from audiogan.train.checkpoint import META
+    from tests.fixtures import make_dataset
+
+    monkeypatch.setenv(storage.S3_MAX_ATTEMPTS_ENV, "2")
+    data = make_dataset(tmp_path / "data", "notes", n_train=8, n_validation=4, n_test=4)
+    prefix = f"cut-{uuid.uuid4().hex[:8]}"
+    argv = ["train", "pianogan-cpu", "--data", str(data), "--total-steps", "6", "--set",
+            "train.ckpt_every=2", "--set", "train.max_failures=0", *TRAIN[2:]]
+    plan = FaultPlan(always=(f"{checkpoint_name(4)}/{META}", "reset"))
+    t0 = time.monotonic()
+    with fault_proxy(moto_endpoint, plan) as endpoint:
+        rc = cli.main(argv + ["--out", storage.join(s3_uri(endpoint, prefix), "run")])
+    failed_s = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and plan.injected.get("reset"), (rc, plan.injected, err[-20:])
+    # One line, last: what failed, and that the same command resumes.
+    assert err[-1].startswith("audiogan: error: ") and "meta.json" in err[-1] \
+        and "run the same command again" in err[-1], err[-20:]
+    run = storage.join(s3_uri(moto_endpoint, prefix), "run")
+    fs, inside = storage.resolve(storage.join(run, checkpoint_name(4)))
+    half = {i.base_name for i in fs.get_file_info(pa.fs.FileSelector(inside,
+                                                                      allow_not_found=True))}
+    assert META not in half and half, half  # the half upload is on the bucket
+    t0 = time.monotonic()
+    assert cli.main(argv + ["--out", run]) == 0
+    resumed_s = time.monotonic() - t0
+    meta = storage.read_json(storage.join(run, checkpoint_name(6), META))
+    assert meta["step"] == 6 and meta["start_step"] == 2, meta
+    # The warning, in the log of the Train worker that chose the checkpoint.
+    logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
+    warned = f"{inside} is incomplete (an interrupted upload?): skipped"
+    assert _in_worker_logs(logs, warned), warned
+    record("half_upload_train", first_rc=rc, error=err[-1], half_files=sorted(half),
+           resumed_from=meta["start_step"], failed_run_s=round(failed_s, 1),
+           resumed_run_s=round(resumed_s, 1))
