@@ -154,7 +154,7 @@ def storage_failure(exc: BaseException) -> str | None:
         found = _OS_ERROR_LINE.findall(str(e))
         if found:  # Ray's wrappers carry the worker's traceback as text
             return found[-1].strip()
-        if type(e) is OSError or (isinstance(e, OSError) and "Ray" not in type(e).__name__):
+        if isinstance(e, OSError):  # raised here, not in a worker
             return (str(e).strip().splitlines() or [type(e).__name__])[0]
     return None
 
