@@ -8,8 +8,11 @@ request number, the faults object storage really shows:
   "stall"  no answer for `stall_s` seconds, then the connection is closed
   "cut"    (a GET) the status, the headers and half of the body, then a reset
 `read_only` answers every write (PUT, POST, DELETE) with S3's 403 AccessDenied, as a
-bucket whose policy denies the caller's writes would; and `always` = (key suffix, fault)
-injects that fault into every write of a matching key (an upload that never completes).
+bucket whose policy denies the caller's writes would; `always` = (key suffix, fault)
+injects that fault into every write of a matching key (an upload that never completes);
+`one_file_in` = (directory name, fault) lets the writes of the first key written under that
+directory through and faults every write of any other key there: a directory upload cut off
+after one file, whatever order the uploader takes the files in.
 
 Faults are spaced (`every` >= 2): a retried request is the next one and goes through, so a
 client that retries completes; one that does not fails.
@@ -42,11 +45,14 @@ class FaultPlan:
 
     def __init__(self, every: int = 0, faults: tuple[str, ...] = FAULTS, start: int = 1,
                  stall_s: float = 8.0, read_only: bool = False,
-                 always: tuple[str, str] | None = None) -> None:
+                 always: tuple[str, str] | None = None,
+                 one_file_in: tuple[str, str] | None = None) -> None:
         if every == 1:
             raise ValueError("every must be 0 (no faults) or >= 2: a retry must get through")
         self.every, self.faults, self.start = every, faults, start
         self.stall_s, self.read_only, self.always = stall_s, read_only, always
+        self.one_file_in = one_file_in
+        self.first_key_in: str | None = None
         self.requests = 0
         self.injected: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -60,6 +66,12 @@ class FaultPlan:
                 fault = "denied"
             elif self.always and method in WRITES and key.endswith(self.always[0]):
                 fault = self.always[1]
+            elif self.one_file_in and method in WRITES and f"/{self.one_file_in[0]}/" in key \
+                    and not key.endswith("/"):  # a directory marker is no file
+                self.first_key_in = self.first_key_in or key
+                if key == self.first_key_in:
+                    return None
+                fault = self.one_file_in[1]
             elif self.every and n >= self.start and (n - self.start) % self.every == 0:
                 fault = self.faults[((n - self.start) // self.every) % len(self.faults)]
                 if fault == "cut" and method != "GET":

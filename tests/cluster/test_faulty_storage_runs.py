@@ -145,8 +145,8 @@ def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
 
 def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
         moto_endpoint, ray_cluster, tmp_path, monkeypatch, capsys):
-    """`audiogan train --out s3://...`: step 4's checkpoint upload is cut off for good (its
-    meta.json PUT is reset on every attempt), so the run fails, with half a checkpoint on
+    """`audiogan train --out s3://...`: step 4's checkpoint upload is cut off for good after
+    its first file (every write of another is reset), so the run fails, with half a checkpoint on
     the bucket; the same command again (the bucket reachable) resumes from step 2 with a
     warning, never from the half upload."""
     from audiogan.train.checkpoint import META
@@ -157,7 +157,8 @@ def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
     prefix = f"cut-{uuid.uuid4().hex[:8]}"
     argv = ["train", "pianogan-cpu", "--data", str(data), "--total-steps", "6", "--set",
             "train.ckpt_every=2", "--set", "train.max_failures=0", *TRAIN[2:]]
-    plan = FaultPlan(always=(f"{checkpoint_name(4)}/{META}", "reset"))
+    # The first file written into step 4's directory lands; every write of another resets.
+    plan = FaultPlan(one_file_in=(checkpoint_name(4), "reset"))
     t0 = time.monotonic()
     with fault_proxy(moto_endpoint, plan) as endpoint:
         rc = cli.main(argv + ["--out", storage.join(s3_uri(endpoint, prefix), "run")])
@@ -165,13 +166,13 @@ def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and plan.injected.get("reset"), (rc, plan.injected, err[-20:])
     # One line, last: what failed, and that the same command resumes.
-    assert err[-1].startswith("audiogan: error: ") and "meta.json" in err[-1] \
+    assert err[-1].startswith("audiogan: error: ") and checkpoint_name(4) in err[-1] \
         and "run the same command again" in err[-1], err[-20:]
     run = storage.join(s3_uri(moto_endpoint, prefix), "run")
     fs, inside = storage.resolve(storage.join(run, checkpoint_name(4)))
     half = {i.base_name for i in fs.get_file_info(pa.fs.FileSelector(inside,
                                                                       allow_not_found=True))}
-    assert META not in half and half, half  # the half upload is on the bucket
+    assert len(half) == 1, half  # the half upload on the bucket: one file of three
     t0 = time.monotonic()
     assert cli.main(argv + ["--out", run]) == 0
     resumed_s = time.monotonic() - t0
