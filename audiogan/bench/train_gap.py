@@ -43,6 +43,15 @@ def _in_ray_task(cfg: Config, data: str, warmup: int, timed: int) -> float:
     return ray.get(plain.remote(cfg.to_dict()))
 
 
+def _timing(reports: list[dict[str, Any]]) -> dict[str, float]:
+    """Wall seconds per step between the first and last report, and the mean in-step time
+    after the first (warm-up) interval."""
+    first, last = reports[0], reports[-1]
+    return {"wall": (last["time/elapsed_s"] - first["time/elapsed_s"])
+            / (last["progress/step"] - first["progress/step"]),
+            "in_step": statistics.mean(r["time/step_s"] for r in reports[1:])}
+
+
 def _loop_local(cfg: Config, data: str, total: int) -> dict[str, float]:
     from audiogan.cluster.session import LocalSession
     from audiogan.train.loop import train_loop
@@ -51,19 +60,7 @@ def _loop_local(cfg: Config, data: str, total: int) -> dict[str, float]:
                         "train.report_every_s": 0, "train.report_every": 2}).validate()
     session = LocalSession()
     train_loop({"cfg": run.to_dict(), "data": data, "run_dir": None}, session=session)
-    reports = session.reports[:-1]  # the last one follows the final evaluation
-    first, last = reports[0], reports[-1]
-    return {"wall": (last["time/elapsed_s"] - first["time/elapsed_s"])
-            / (last["progress/step"] - first["progress/step"]),
-            "in_step": statistics.mean(r["time/step_s"] for r in reports[1:])}
-
-
-def _product(cfg: Config, data: str, total: int, work: str) -> dict[str, float]:
-    reports = product_reports(cfg, data, total, work)
-    first, last = reports[0], reports[-1]
-    return {"wall": (last["time/elapsed_s"] - first["time/elapsed_s"])
-            / (last["progress/step"] - first["progress/step"]),
-            "in_step": statistics.mean(r["time/step_s"] for r in reports[1:])}
+    return _timing(session.reports[:-1])  # the last one follows the final evaluation
 
 
 def bench_gap(quick: bool, work: str) -> dict[str, Any]:
@@ -91,7 +88,7 @@ def bench_gap(quick: bool, work: str) -> dict[str, Any]:
                 got = _loop_local(cfg, data, 6 if quick else LOOP_STEPS)
                 row["loop_local_s"], row["loop_local_in_step_s"] = got["wall"], got["in_step"]
             else:
-                got = _product(cfg, data, total, work)
+                got = _timing(product_reports(cfg, data, total, work))
                 row["product_s"], row["product_in_step_s"] = got["wall"], got["in_step"]
         row.update({
             "loop_local_over_plain": row["plain_s"] / row["loop_local_s"],

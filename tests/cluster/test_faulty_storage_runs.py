@@ -15,6 +15,7 @@ import io
 import os
 import time
 import uuid
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -83,21 +84,16 @@ def _board(base: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(blob))
 
 
-def _in_worker_logs(logs: str, text: str) -> bool:
-    for path in glob.glob(os.path.join(logs, "worker-*")):
+def _worker_logs(logs: str, pattern: str = "worker-*") -> Iterator[str]:
+    """The text of each of Ray's worker logs (stdout `.out`, stderr `.err`)."""
+    for path in glob.glob(os.path.join(logs, pattern)):
         with contextlib.suppress(OSError), open(path, errors="replace") as f:
-            if text in f.read():
-                return True
-    return False
+            yield f.read()
 
 
 def _sdk_retries(logs: str) -> int:
     """Lines in which the AWS SDK says it retries, over Ray's worker logs."""
-    n = 0
-    for path in glob.glob(os.path.join(logs, "worker-*.out")):
-        with contextlib.suppress(OSError), open(path, errors="replace") as f:
-            n += f.read().count(SDK_RETRY)
-    return n
+    return sum(text.count(SDK_RETRY) for text in _worker_logs(logs, "worker-*.out"))
 
 
 def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
@@ -181,7 +177,7 @@ def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
     # The warning, in the log of the Train worker that chose the checkpoint.
     logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
     warned = f"{inside} is incomplete (an interrupted upload?): skipped"
-    assert _in_worker_logs(logs, warned), warned
+    assert any(warned in text for text in _worker_logs(logs)), warned
     record("half_upload_train", first_rc=rc, error=err[-1], half_files=sorted(half),
            resumed_from=meta["start_step"], failed_run_s=round(failed_s, 1),
            resumed_run_s=round(resumed_s, 1))
