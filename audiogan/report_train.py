@@ -70,6 +70,7 @@ def _gap_rows(gap: dict[str, Any], date: str, target: Target) -> list[dict[str, 
                "the plain loop in a Ray task", "ray_task_s", "product_in_step_over_ray_task"),
               ("the product's wall time (reports included)", "product_s",
                "its in-step time", "product_in_step_s", "product_over_product_in_step")]
+
     def spread(key: str) -> str:  # the rounds behind the median ratio
         values = sorted(r[key] for r in rounds)
         return f", {values[0]:.2f}-{values[-1]:.2f}" if len(values) > 1 else ""

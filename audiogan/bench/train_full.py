@@ -134,13 +134,19 @@ def product_reports(cfg: Config, data: str, steps: int, work: str) -> list[dict[
     return reports
 
 
+def report_timing(reports: list[dict[str, Any]]) -> dict[str, float]:
+    """Wall seconds per step between the first and last report, and the mean in-step time
+    after the first (warm-up) interval."""
+    first, last = reports[0], reports[-1]
+    return {"wall": (last["time/elapsed_s"] - first["time/elapsed_s"])
+            / (last["progress/step"] - first["progress/step"]),
+            "in_step": statistics.mean(r["time/step_s"] for r in reports[1:])}
+
+
 def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> float:
     """The product's steady-state wall seconds per step between its first and last report
     (evaluation excluded)."""
-    reports = product_reports(cfg, data, steps, work)
-    first, last = reports[0], reports[-1]
-    return (last["time/elapsed_s"] - first["time/elapsed_s"]) / (
-        last["progress/step"] - first["progress/step"])
+    return report_timing(product_reports(cfg, data, steps, work))["wall"]
 
 
 def bench_full(quick: bool, work: str) -> dict[str, Any]:

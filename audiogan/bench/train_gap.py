@@ -25,7 +25,7 @@ import statistics
 from typing import Any
 
 from audiogan.bench.train_common import plain_seconds_per_step, synthetic_dataset
-from audiogan.bench.train_full import THREADS, product_reports
+from audiogan.bench.train_full import THREADS, product_reports, report_timing
 from audiogan.config import Config, resolve
 
 ROUNDS = 2
@@ -43,15 +43,6 @@ def _in_ray_task(cfg: Config, data: str, warmup: int, timed: int) -> float:
     return ray.get(plain.remote(cfg.to_dict()))
 
 
-def _timing(reports: list[dict[str, Any]]) -> dict[str, float]:
-    """Wall seconds per step between the first and last report, and the mean in-step time
-    after the first (warm-up) interval."""
-    first, last = reports[0], reports[-1]
-    return {"wall": (last["time/elapsed_s"] - first["time/elapsed_s"])
-            / (last["progress/step"] - first["progress/step"]),
-            "in_step": statistics.mean(r["time/step_s"] for r in reports[1:])}
-
-
 def _loop_local(cfg: Config, data: str, total: int) -> dict[str, float]:
     from audiogan.cluster.session import LocalSession
     from audiogan.train.loop import train_loop
@@ -60,7 +51,7 @@ def _loop_local(cfg: Config, data: str, total: int) -> dict[str, float]:
                         "train.report_every_s": 0, "train.report_every": 2}).validate()
     session = LocalSession()
     train_loop({"cfg": run.to_dict(), "data": data, "run_dir": None}, session=session)
-    return _timing(session.reports[:-1])  # the last one follows the final evaluation
+    return report_timing(session.reports[:-1])  # the last one follows the final evaluation
 
 
 def bench_gap(quick: bool, work: str) -> dict[str, Any]:
@@ -88,7 +79,7 @@ def bench_gap(quick: bool, work: str) -> dict[str, Any]:
                 got = _loop_local(cfg, data, 6 if quick else LOOP_STEPS)
                 row["loop_local_s"], row["loop_local_in_step_s"] = got["wall"], got["in_step"]
             else:
-                got = _timing(product_reports(cfg, data, total, work))
+                got = report_timing(product_reports(cfg, data, total, work))
                 row["product_s"], row["product_in_step_s"] = got["wall"], got["in_step"]
         row.update({
             "loop_local_over_plain": row["plain_s"] / row["loop_local_s"],
