@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     p.add_argument("--source", default=None)
     p.add_argument("--parts", default=None,
-                   help="bench train only: comma list of overhead,full,gap,reporting,precision")
+                   help="bench train only: comma list of "
+                        "overhead,full,gap,background,reporting,precision")
     return parser
 
 

@@ -82,6 +82,28 @@ def _gap_rows(gap: dict[str, Any], date: str, target: Target) -> list[dict[str, 
             for name, k, base, bk, ratio in layers]
 
 
+def _background_rows(bg: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
+    """Per full preset and thread count: the plain loop beside a load the size of Ray's own
+    processes, and the product, each against the plain loop alone."""
+    rows: list[dict[str, Any]] = []
+    for p in bg.get("runs", []):
+        rounds = p["rounds"]
+        what = (f"train {p['preset']} (d={p['d']}, batch {p['batch_size']}, "
+                f"{p['threads']} thread(s))")
+        cores = ", ".join(f"{r['ray_background_cores']:.3f}" for r in rounds)
+        plain = statistics.median(r["plain_s"] for r in rounds)
+        base = (f"plain loop, no Ray running, {plain:.2f} s/step "
+                f"({len(rounds)} round(s), orders alternating)")
+        rows += [{"measure": f"{what}: the plain loop beside busy-wait processes using what "
+                             f"Ray's processes used in the product's run ({cores} of a core)",
+                  "baseline": base, "ratio": p["loaded_over_plain"],
+                  "target": target(None, ""), "date": date},
+                 {"measure": f"{what}: the product (1-worker TorchTrainer), same rounds",
+                  "baseline": base, "ratio": p["product_over_plain"],
+                  "target": target(None, ""), "date": date}]
+    return rows
+
+
 def _reporting_rows(rep: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     targets = rep.get("targets")
@@ -129,9 +151,11 @@ def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dic
 
 def train_speed_rows(d: dict[str, Any], dates: dict[str, str], date: str, target: Target
                      ) -> list[dict[str, Any]]:
-    """Rows for the sections `audiogan bench train --parts full,gap,reporting,precision` wrote;
-    `dates` holds each section's own date (`date`, the file's, when it has none)."""
+    """Rows for the sections `audiogan bench train --parts
+    full,gap,background,reporting,precision` wrote; `dates` holds each section's own date (`date`, the file's, when it has none)."""
     return (_full_rows(d.get("full_presets", {}), dates.get("full_presets", date), target)
             + _gap_rows(d.get("full_preset_gap", {}), dates.get("full_preset_gap", date), target)
+            + _background_rows(d.get("ray_background", {}), dates.get("ray_background", date),
+                               target)
             + _reporting_rows(d.get("reporting", {}), dates.get("reporting", date), target)
             + _precision_rows(d.get("precision", {}), dates.get("precision", date), target))

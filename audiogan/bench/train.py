@@ -1,9 +1,10 @@
-"""`audiogan bench train [--parts overhead,full,gap,reporting,precision]`: training speed.
+"""`audiogan bench train [--parts overhead,full,gap,background,reporting,precision]`: speed.
 
 Parts (each rewrites its own section of results/bench/train.json; the others stay):
   overhead   what Ray Train costs over a plain PyTorch loop, and what 2 workers buy (below)
   full       the paper presets' FLOP/s against the matmul rate (`bench.train_full`)
   gap        where the product's full-preset step loses to the plain loop (`bench.train_gap`)
+  background what Ray's own processes cost a step that uses every core (`bench.train_background`)
   reporting  reporting cost standalone, and a 2-worker trial in Tune (`bench.train_reporting`)
   precision  bf16 / compile speed on CPU and bf16's 300-step check (`bench.train_precision`)
 
@@ -36,8 +37,8 @@ from audiogan.bench.train_common import (plain_seconds_per_step, report_log_run,
 from audiogan.config import Config, resolve
 
 PRESETS = ("pianogan-cpu", "spectogan-cpu")
-PARTS = ("overhead", "full", "gap", "reporting", "precision")
-SECTIONS = ("presets", "full_presets", "full_preset_gap", "reporting",
+PARTS = ("overhead", "full", "gap", "background", "reporting", "precision")
+SECTIONS = ("presets", "full_presets", "full_preset_gap", "ray_background", "reporting",
             "precision")  # their keys in the JSON
 OVERHEAD_REPORT_EVERY = {"pianogan-cpu": 25, "spectogan-cpu": 10}
 # Ray Train with 1 worker within 5% of the plain loop's steps/s (recorded in the JSON; the
@@ -145,6 +146,11 @@ def run(args: argparse.Namespace) -> str:
             with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
                 result["full_preset_gap"] = bench_gap(quick, work)
                 path = _write(args, result)
+        if "background" in parts:
+            from audiogan.bench.train_background import bench_background
+
+            result["ray_background"] = bench_background(quick, work)  # its own Ray sessions
+            path = _write(args, result)
         if "reporting" in parts:
             from audiogan.bench.train_reporting import bench_reporting
 

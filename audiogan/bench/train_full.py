@@ -149,19 +149,25 @@ def product_seconds_per_step(cfg: Config, data: str, steps: int, work: str) -> f
     return report_timing(product_reports(cfg, data, steps, work))["wall"]
 
 
+def full_preset(preset: str, threads: int, quick: bool, work: str, tag: str
+                ) -> tuple[Config, str]:
+    """A full preset's config on `threads` threads (tiny with `quick`), and a synthetic
+    dataset of its kind under `work` (named by `tag`)."""
+    over = {"compute.cpus_per_worker": threads, "metrics.n_samples": 64, "metrics.ndb_k": 8}
+    if quick:
+        over.update({"model.d": 4, "optim.batch_size": 8, "train.report_every_s": 0.5})
+    cfg = resolve(preset, over)
+    kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
+    return cfg, synthetic_dataset(os.path.join(work, f"{tag}-{preset}"), kind, 128)
+
+
 def bench_full(quick: bool, work: str) -> dict[str, Any]:
     out: dict[str, Any] = {"threads": THREADS, "matmul": {"n": MATMUL_N, "threads": THREADS},
                            "targets": TARGETS}
     out["matmul"]["gflop_s"] = matmul_rate(THREADS, 256 if quick else MATMUL_N)
     rate = out["matmul"]["gflop_s"] * 1e9
     for preset in ("spectogan", "pianogan"):
-        over = {"compute.cpus_per_worker": THREADS, "metrics.n_samples": 64,
-                "metrics.ndb_k": 8}
-        if quick:
-            over.update({"model.d": 4, "optim.batch_size": 8, "train.report_every_s": 0.5})
-        cfg = resolve(preset, over)
-        kind = "notes" if cfg.model.family == "pianogan" else "spectrogram"
-        data = synthetic_dataset(os.path.join(work, f"full-{preset}"), kind, 128)
+        cfg, data = full_preset(preset, THREADS, quick, work, "full")
         warmup, timed = (1, 2) if quick else STEPS[preset]
         flops = step_flops(cfg, data)
         pairs = []

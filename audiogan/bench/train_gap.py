@@ -20,13 +20,12 @@ medians over rounds of the ratio within a round.
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any
 
-from audiogan.bench.train_common import plain_seconds_per_step, synthetic_dataset
-from audiogan.bench.train_full import THREADS, product_reports, report_timing
-from audiogan.config import Config, resolve
+from audiogan.bench.train_common import plain_seconds_per_step
+from audiogan.bench.train_full import THREADS, full_preset, product_reports, report_timing
+from audiogan.config import Config
 
 ROUNDS = 2
 STEPS = (2, 8)  # (warm-up, timed) for the plain loops
@@ -56,11 +55,7 @@ def _loop_local(cfg: Config, data: str, total: int) -> dict[str, float]:
 
 def bench_gap(quick: bool, work: str) -> dict[str, Any]:
     """Needs a running Ray (the caller's session)."""
-    over = {"compute.cpus_per_worker": THREADS, "metrics.n_samples": 64, "metrics.ndb_k": 8}
-    if quick:
-        over.update({"model.d": 4, "optim.batch_size": 8, "train.report_every_s": 0.5})
-    cfg = resolve("pianogan", over)
-    data = synthetic_dataset(os.path.join(work, "gap-pianogan"), "notes", 128)
+    cfg, data = full_preset("pianogan", THREADS, quick, work, "gap")
     warmup, timed = (1, 2) if quick else STEPS
     plain0 = plain_seconds_per_step(cfg, data, 1, 1)  # sizes the product's run
     # The product reports by time (the default): long enough for 4+ reports.
