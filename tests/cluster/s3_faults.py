@@ -6,7 +6,8 @@ request number, the faults object storage really shows:
   "500"    a 500 InternalError, nothing forwarded
   "reset"  the connection is reset (RST) after half of the request body was read
   "stall"  no answer for `stall_s` seconds, then the connection is closed
-  "cut"    (a GET) the status, the headers and half of the body, then a reset
+  "cut"    (a GET) the status, the headers and half of the body, then a reset; when its
+           turn comes on another request, the next GET is cut instead
 `read_only` answers every write (PUT, POST, DELETE) with S3's 403 AccessDenied, as a
 bucket whose policy denies the caller's writes would; `always` = (key suffix, fault)
 injects that fault into every write of a matching key (an upload that never completes);
@@ -53,6 +54,7 @@ class FaultPlan:
         self.stall_s, self.read_only, self.always = stall_s, read_only, always
         self.one_file_in = one_file_in
         self.first_key_in: str | None = None
+        self.cut_pending = False  # a "cut" whose turn came on a request with no body back
         self.requests = 0
         self.injected: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -75,7 +77,13 @@ class FaultPlan:
             elif self.every and n >= self.start and (n - self.start) % self.every == 0:
                 fault = self.faults[((n - self.start) // self.every) % len(self.faults)]
                 if fault == "cut" and method != "GET":
-                    return None  # only a body coming back can be cut
+                    # Only a body coming back can be cut: the next GET's is (the order of
+                    # GETs and writes varies from run to run).
+                    self.cut_pending = True
+                    return None
+            elif self.cut_pending and method == "GET":
+                self.cut_pending = False
+                fault = "cut"
             else:
                 return None
             self.injected[fault] = self.injected.get(fault, 0) + 1
