@@ -152,7 +152,8 @@ def _precision_rows(prec: dict[str, Any], date: str, target: Target) -> list[dic
 def train_speed_rows(d: dict[str, Any], dates: dict[str, str], date: str, target: Target
                      ) -> list[dict[str, Any]]:
     """Rows for the sections `audiogan bench train --parts
-    full,gap,background,reporting,precision` wrote; `dates` holds each section's own date (`date`, the file's, when it has none)."""
+    full,gap,background,reporting,precision` wrote; `dates` holds each section's own date
+    (`date`, the file's, when it has none)."""
     return (_full_rows(d.get("full_presets", {}), dates.get("full_presets", date), target)
             + _gap_rows(d.get("full_preset_gap", {}), dates.get("full_preset_gap", date), target)
             + _background_rows(d.get("ray_background", {}), dates.get("ray_background", date),

@@ -85,7 +85,7 @@ def _product(cfg: Config, data: str, steps: int, work: str) -> dict[str, float]:
     (the report log's first and last line; evaluation follows the last)."""
     from audiogan.cluster.start import ray_session
 
-    marks: list[tuple[int, float, dict]] = []  # (reports so far, time, snapshot)
+    marks: list[tuple[float, dict]] = []  # (time, snapshot) at each new report
     done = threading.Event()
 
     def watch() -> None:
@@ -97,7 +97,7 @@ def _product(cfg: Config, data: str, steps: int, work: str) -> dict[str, float]:
                     n = sum(1 for _ in f)
                 if n > seen:
                     seen = n
-                    marks.append((n, time.perf_counter(), cpu_seconds()))
+                    marks.append((time.perf_counter(), cpu_seconds()))
             time.sleep(0.1)
 
     for old in glob.glob(os.path.join(work, "run-*.jsonl")):
@@ -112,7 +112,7 @@ def _product(cfg: Config, data: str, steps: int, work: str) -> dict[str, float]:
             watcher.join()
     if len(marks) < 2:
         raise RuntimeError("the product's report log was not seen twice: cannot time it")
-    (_, t0, first), (_, t1, last) = marks[0], marks[-1]
+    (t0, first), (t1, last) = marks[0], marks[-1]
     return {"product_s": timing["wall"],
             "ray_background_cores": ray_background_cores(first, last, t1 - t0)}
 
