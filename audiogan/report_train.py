@@ -64,12 +64,20 @@ def _gap_rows(gap: dict[str, Any], date: str, target: Target) -> list[dict[str, 
     what = f"train {gap['preset']} (d={gap['d']}, batch {gap['batch_size']})"
     layers = [("audiogan's loop without Ray", "loop_local_s", "plain loop", "plain_s",
                "loop_local_over_plain"),
+              ("the plain loop in a Python thread", "thread_s", "plain loop in this "
+               "process's main thread", "plain_s", "thread_over_plain"),
               ("the plain loop in a Ray task", "ray_task_s", "plain loop in this process",
                "plain_s", "ray_task_over_plain"),
+              ("the plain loop as a bare 1-worker TorchTrainer's training function",
+               "train_worker_s", "the plain loop in a Ray task", "ray_task_s",
+               "train_worker_over_ray_task"),
               ("the product's in-step time (1-worker TorchTrainer)", "product_in_step_s",
-               "the plain loop in a Ray task", "ray_task_s", "product_in_step_over_ray_task"),
+               "the plain loop in a bare TorchTrainer", "train_worker_s",
+               "product_in_step_over_train_worker"),
               ("the product's wall time (reports included)", "product_s",
-               "its in-step time", "product_in_step_s", "product_over_product_in_step")]
+               "its in-step time", "product_in_step_s", "product_over_product_in_step"),
+              ("all together: the product's wall time", "product_s", "the plain loop",
+               "plain_s", "product_over_plain")]
 
     def spread(key: str) -> str:  # the rounds behind the median ratio
         values = sorted(r[key] for r in rounds)
@@ -79,7 +87,7 @@ def _gap_rows(gap: dict[str, Any], date: str, target: Target) -> list[dict[str, 
              "baseline": f"{base} {med(bk):.2f} s/step (median of {len(rounds)} rounds, "
                          f"orders alternating{spread(ratio)})",
              "ratio": gap[ratio], "target": target(None, ""), "date": date}
-            for name, k, base, bk, ratio in layers]
+            for name, k, base, bk, ratio in layers if ratio in gap]  # older runs: fewer
 
 
 def _background_rows(bg: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:

@@ -128,10 +128,25 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
                                     "compile_warmup_s": 30.0}},
         "bf16_check": {"steps": 300, "within": {"eval/ndb": True, "loss/wdist": False},
                        "bf16_seconds_over_fp32": 2.0}}
+    gap_round = {"plain_s": 2.0, "thread_s": 2.1, "ray_task_s": 2.0, "train_worker_s": 2.2,
+                 "loop_local_s": 2.0, "product_in_step_s": 2.3, "product_s": 2.4}
+    data["train"]["full_preset_gap"] = {
+        "preset": "pianogan", "d": 64, "batch_size": 64, "rounds": [
+            {**gap_round, "train_worker_over_ray_task": 0.95, "thread_over_plain": 0.952},
+            {**gap_round, "train_worker_s": 2.4, "train_worker_over_ray_task": 0.85,
+             "thread_over_plain": 0.952}],
+        "train_worker_over_ray_task": 0.9, "thread_over_plain": 0.952}
     for name, d in data.items():
         json.dump(d, open(bench / f"{name}.json", "w"))
     index = open(write_results_index(str(tmp_path / "results"))).read()
     assert "(median of 2 interleaved pairs, 0.93-0.97)" in index
+    # The gap's layers: each against the one below it, with the rounds' spread; a layer
+    # whose ratio an older run did not measure has no row.
+    assert re.search(r"bare 1-worker TorchTrainer's training function 2.30 s/step \| the plain "
+                     r"loop in a Ray task 2.00 s/step \(median of 2 rounds, orders alternating, "
+                     r"0.85-0.95\) \| 0.9\d* ", index), index
+    assert "the plain loop in a Python thread 2.10 s/step" in index
+    assert "audiogan's loop without Ray" not in index
     targets = {}
     for line in index.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
