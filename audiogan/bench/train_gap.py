@@ -18,9 +18,8 @@ each layer between the two adds, all on THREADS threads, with the same recipe:
                report, and the loop's own in-step time (`time/step_s`), reporting excluded
 
 Rounds alternate their order (plain, thread, ray_task, train_worker, loop_local, product,
-then the reverse): the
-machine's speed drifts between runs minutes apart. Ratios are speed ratios (> 1: faster),
-medians over rounds of the ratio within a round.
+then the reverse): the machine's speed drifts between runs minutes apart. Ratios are speed
+ratios (> 1: faster), medians over rounds of the ratio within a round.
 """
 
 from __future__ import annotations
@@ -133,9 +132,7 @@ def bench_gap(quick: bool, work: str) -> dict[str, Any]:
             "product_over_product_in_step": row["product_in_step_s"] / row["product_s"],
             "product_over_plain": row["plain_s"] / row["product_s"]})
         rounds.append(row)
-    ratios = [k for k in rounds[0] if k.endswith(("_over_plain", "_over_ray_task",
-                                                   "_over_train_worker",
-                                                   "_over_product_in_step"))]
+    ratios = [k for k in rounds[0] if "_over_" in k]
     return {"preset": "pianogan", "d": cfg.model.d, "batch_size": cfg.optim.batch_size,
             "threads": THREADS, "product_steps": total, "rounds": rounds,
             **{k: statistics.median(r[k] for r in rounds) for k in ratios}}
