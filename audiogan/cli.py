@@ -243,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", default=None,
                    help="bench train only: comma list of "
                         "overhead,full,gap,background,reporting,precision")
+    p.add_argument("--presets", default=None,
+                   help="bench train --parts full only: comma list of spectogan,pianogan "
+                        "(the others' rows stay in train.json)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="bench train --parts full only: plain/product pairs per preset "
+                        "(even; default 2 for spectogan, 4 for pianogan)")
     return parser
 
 

@@ -13,7 +13,11 @@ Target = Callable[[dict[str, Any] | None, str], str]
 def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     targets, mm = full.get("targets"), full.get("matmul", {})
-    ref = f"{mm.get('n')}² fp32 matmul, {mm.get('threads')} threads: {mm.get('gflop_s', 0):.0f} GFLOP/s"
+
+    def ref(row: dict[str, Any]) -> str:  # a row rerun alone carries its own reference
+        m = row.get("matmul") or mm
+        return f"{m.get('n')}² fp32 matmul, {m.get('threads')} threads: {m.get('gflop_s', 0):.0f} GFLOP/s"
+
     s = full.get("spectogan")
 
     def spread(row: dict[str, Any], key: str) -> str:  # the pairs behind a median ratio
@@ -28,27 +32,28 @@ def _full_rows(full: dict[str, Any], date: str, target: Target) -> list[dict[str
     if s:
         rows.append({"measure": f"train spectogan (d={s['d']}, batch {s['batch_size']}): product "
                                 f"{s['product_s_per_step']:.1f} s/step, "
-                                f"{s['product_share_of_matmul']:.2f} of matmul rate ({ref})",
+                                f"{s['product_share_of_matmul']:.2f} of matmul rate ({ref(s)})",
                      "baseline": f"plain PyTorch loop {s['plain_s_per_step']:.1f} s/step, "
                                  f"{s['plain_share_of_matmul']:.2f} of matmul rate"
                                  + spread(s, "product_over_plain"),
                      "ratio": s["product_over_plain_share"],
                      "target": target(targets, "spectogan_product_over_plain_share"),
-                     "date": date})
+                     "date": s.get("date", date)})
     p = full.get("pianogan")
     if p:
         rows.append({"measure": f"train pianogan (d={p['d']}, batch {p['batch_size']}): plain loop "
                                 f"{p['plain_s_per_step']:.2f} s/step, "
-                                f"{p['plain_share_of_matmul']:.2f} of matmul rate ({ref})",
+                                f"{p['plain_share_of_matmul']:.2f} of matmul rate ({ref(p)})",
                      "baseline": f"oneDNN convolutions only {p['onednn_plain_s_per_step']:.2f} "
                                  f"s/step, {p['onednn_plain_share_of_matmul']:.2f}"
                                  + spread(p, "share_over_onednn_share"),
                      "ratio": p["share_over_onednn_share"],
-                     "target": target(targets, "pianogan_share_over_onednn_share"), "date": date})
+                     "target": target(targets, "pianogan_share_over_onednn_share"),
+                     "date": p.get("date", date)})
         rows.append({"measure": f"train pianogan: product {p['product_s_per_step']:.2f} s/step",
                      "baseline": f"plain loop {p['plain_s_per_step']:.2f} s/step",
                      "ratio": p["product_over_plain_share"], "target": target(None, ""),
-                     "date": date})
+                     "date": p.get("date", date)})
     return rows
 
 

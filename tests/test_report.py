@@ -111,8 +111,11 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
                     "pianogan_share_over_onednn_share": ">= 1.818"},
         "spectogan": {**full_row, "pairs": [{"product_over_plain": 0.97},
                                             {"product_over_plain": 0.93}]},
+        # A row kept from an earlier run (`--presets spectogan`): its own date and matmul.
         "pianogan": {**full_row, "onednn_plain_s_per_step": 4.0,
-                     "onednn_plain_share_of_matmul": 0.25, "share_over_onednn_share": 2.0}}
+                     "onednn_plain_share_of_matmul": 0.25, "share_over_onednn_share": 2.0,
+                     "date": "2026-10-31", "matmul": {"n": 2048, "threads": 2,
+                                                      "gflop_s": 150.0}}}
     alone = {"wall_steps_per_s": 3.0}
     data["train"]["reporting"] = {
         "report_every_s": 30.0, "targets": {"loss_to_reporting": "<= 0.0707",
@@ -140,6 +143,10 @@ def test_results_index_reads_every_bench_target_from_the_json(tmp_path):
         json.dump(d, open(bench / f"{name}.json", "w"))
     index = open(write_results_index(str(tmp_path / "results"))).read()
     assert "(median of 2 interleaved pairs, 0.93-0.97)" in index
+    piano = [line for line in index.splitlines() if "oneDNN convolutions only" in line]
+    assert len(piano) == 1 and "threads: 150 GFLOP/s" in piano[0] and "2026-10-31" in piano[0]
+    spec = [line for line in index.splitlines() if "plain PyTorch loop 2.0 s/step" in line]
+    assert len(spec) == 1 and "threads: 300 GFLOP/s" in spec[0] and "2026-10-31" not in spec[0]
     # The gap's layers: each against the one below it, with the rounds' spread; a layer
     # whose ratio an older run did not measure has no row.
     assert re.search(r"bare 1-worker TorchTrainer's training function 2.30 s/step \| the plain "

@@ -114,10 +114,55 @@ def _parts(text: str | None) -> list[str]:
     return parts
 
 
+def _full_presets(args: argparse.Namespace, parts: list[str]) -> tuple[str, ...]:
+    """`--presets` and `--pairs` (part `full` only), checked before anything runs."""
+    from audiogan.bench.train_full import FULL_PRESETS
+    from audiogan.errors import UserError
+
+    text, pairs = getattr(args, "presets", None), getattr(args, "pairs", None)
+    if (text or pairs is not None) and "full" not in parts:
+        raise UserError("bench train: --presets and --pairs belong to part 'full'")
+    if pairs is not None and (pairs < 2 or pairs % 2):
+        raise UserError(f"bench train: --pairs must be even and >= 2 (as many pairs with "
+                        f"each side first), got {pairs}")
+    presets = tuple(p.strip() for p in (text or ",".join(FULL_PRESETS)).split(",") if p.strip())
+    unknown = sorted(set(presets) - set(FULL_PRESETS))
+    if unknown or not presets:
+        raise UserError(f"bench train: unknown full preset '{unknown[0] if unknown else ''}' "
+                        f"(presets: {', '.join(FULL_PRESETS)})")
+    return presets
+
+
+def _keep_other_presets(args: argparse.Namespace, full: dict[str, Any], quick: bool
+                        ) -> dict[str, Any]:
+    """Part `full` on some presets keeps the other presets' rows from train.json, each with
+    the date and matmul reference it was measured with."""
+    from audiogan.bench.train_full import FULL_PRESETS
+
+    path = storage.join(getattr(args, "out", None) or "results/bench", "train.json")
+    today = time.strftime("%Y-%m-%d")
+    for preset in FULL_PRESETS:
+        if preset in full:
+            full[preset]["date"] = today
+    previous = storage.read_json(path) if storage.exists(path) else {}
+    old = previous.get("full_presets", {})
+    if bool(previous.get("quick")) != quick:
+        return full
+    for preset in FULL_PRESETS:
+        if preset not in full and preset in old:
+            row = dict(old[preset])
+            row.setdefault("date", previous.get("dates", {}).get("full_presets",
+                                                                 previous.get("date")))
+            row.setdefault("matmul", old.get("matmul"))
+            full[preset] = row
+    return full
+
+
 def run(args: argparse.Namespace) -> str:
     from audiogan.cluster.start import ray_session
 
     parts = _parts(getattr(args, "parts", None))
+    presets = _full_presets(args, parts)
     quick = bool(getattr(args, "quick", False))
     repeats = 1 if quick else 5
     work = tempfile.mkdtemp(prefix="audiogan-bench-train-")
@@ -138,7 +183,8 @@ def run(args: argparse.Namespace) -> str:
             from audiogan.bench.train_full import bench_full
 
             with ray_session(None, os.cpu_count() or 2, log_to_driver=False):
-                result["full_presets"] = bench_full(quick, work)
+                full = bench_full(quick, work, presets, getattr(args, "pairs", None))
+                result["full_presets"] = _keep_other_presets(args, full, quick)
                 path = _write(args, result)  # each part lands as it finishes
         if "gap" in parts:
             from audiogan.bench.train_gap import bench_gap

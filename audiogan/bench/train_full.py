@@ -39,6 +39,7 @@ TARGETS = {"spectogan_product_over_plain_share": ">= 0.95",
            "pianogan_share_over_onednn_share": ">= 1.2"}
 STEPS = {"spectogan": (1, 2), "pianogan": (2, 12)}   # (warm-up, timed) in the plain loop
 PAIRS = {"spectogan": 2, "pianogan": 4}   # even: as many pairs with each order
+FULL_PRESETS = ("spectogan", "pianogan")
 
 
 def matmul_rate(threads: int, n: int = MATMUL_N, repeats: int = 5) -> float:
@@ -161,18 +162,22 @@ def full_preset(preset: str, threads: int, quick: bool, work: str, tag: str
     return cfg, synthetic_dataset(os.path.join(work, f"{tag}-{preset}"), kind, 128)
 
 
-def bench_full(quick: bool, work: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"threads": THREADS, "matmul": {"n": MATMUL_N, "threads": THREADS},
+def bench_full(quick: bool, work: str, presets: tuple[str, ...] = FULL_PRESETS,
+               n_pairs: int | None = None) -> dict[str, Any]:
+    """`presets` (a subset of FULL_PRESETS) with `n_pairs` pairs each (PAIRS[preset] when
+    None). Each preset's row carries the matmul reference its shares were taken against."""
+    size = 256 if quick else MATMUL_N
+    out: dict[str, Any] = {"threads": THREADS, "matmul": {"n": size, "threads": THREADS},
                            "targets": TARGETS}
-    out["matmul"]["gflop_s"] = matmul_rate(THREADS, 256 if quick else MATMUL_N)
+    out["matmul"]["gflop_s"] = matmul_rate(THREADS, size)
     rate = out["matmul"]["gflop_s"] * 1e9
-    for preset in ("spectogan", "pianogan"):
+    for preset in presets:
         cfg, data = full_preset(preset, THREADS, quick, work, "full")
         warmup, timed = (1, 2) if quick else STEPS[preset]
         flops = step_flops(cfg, data)
         pairs = []
         total = 0  # the product's run length, fixed by the first pair (plain first)
-        for i in range(1 if quick else PAIRS[preset]):
+        for i in range(1 if quick else n_pairs or PAIRS[preset]):
             first = "plain" if i % 2 == 0 else "product"
             if first == "plain":
                 plain = plain_seconds_per_step(cfg, data, warmup, timed)
@@ -184,7 +189,7 @@ def bench_full(quick: bool, work: str) -> dict[str, Any]:
                 plain = plain_seconds_per_step(cfg, data, warmup, timed)
             pair = {"first": first, "plain_s_per_step": plain, "product_s_per_step": product,
                     "product_over_plain": plain / product,
-                    "matmul_gflop_s": matmul_rate(THREADS, 256 if quick else MATMUL_N)}
+                    "matmul_gflop_s": matmul_rate(THREADS, size)}
             if preset == "pianogan":  # the convolutions before conv1d's GEMM form, same pair
                 with onednn_only():
                     pair["onednn_plain_s_per_step"] = plain_seconds_per_step(cfg, data, warmup,
@@ -197,7 +202,8 @@ def bench_full(quick: bool, work: str) -> dict[str, Any]:
                "n_critic": cfg.loss.n_critic, "tflop_per_step": flops / 1e12,
                "plain_s_per_step": plain, "product_s_per_step": product,
                "plain_share_of_matmul": flops / plain / rate,
-               "product_share_of_matmul": flops / product / rate, "pairs": pairs}
+               "product_share_of_matmul": flops / product / rate, "pairs": pairs,
+               "matmul": dict(out["matmul"])}
         row["product_over_plain_share"] = statistics.median(
             p["product_over_plain"] for p in pairs)
         if preset == "pianogan":
