@@ -35,8 +35,9 @@ from tests.sweep.conftest import SMOKE
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# Every 6th request fails; one fault in eight is a stall (2 s, past the 1 s request
-# timeout), so the run stays short whatever the request count.
+# Every 8th request fails (about 450 requests: 50+ faults, every kind several times); one
+# fault in eight is a stall (1.5 s, past the 1 s request timeout), so the run stays short
+# whatever the request count. (Every 6th with 2 s stalls: 79 faults, 20 s longer.)
 FAULTS = ("503", "reset", "500", "cut", "503", "reset", "500", "stall")
 TRAIN_STEPS = 8
 TRAIN = ["--total-steps", str(TRAIN_STEPS)] + [
@@ -109,7 +110,7 @@ def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
         write_midi(source / f"song{i}.mid", piano_midi(300, seed=i))
     tag = uuid.uuid4().hex[:8]
     direct = _run_all(moto_endpoint, f"clean-{tag}", str(source))
-    plan = FaultPlan(every=6, faults=FAULTS, stall_s=2.0)
+    plan = FaultPlan(every=8, faults=FAULTS, stall_s=1.5)
     logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
     sdk_before = _sdk_retries(logs)
     with fault_proxy(moto_endpoint, plan) as endpoint:
