@@ -2,7 +2,9 @@
 
 Parts (each rewrites its own section of results/bench/train.json; the others stay):
   overhead   what Ray Train costs over a plain PyTorch loop, and what 2 workers buy (below)
-  full       the paper presets' FLOP/s against the matmul rate (`bench.train_full`)
+  full       the paper presets' FLOP/s against the matmul rate (`bench.train_full`);
+             `--presets spectogan --pairs 8` reruns one preset with more pairs, the other
+             preset's row staying as it was measured
   gap        where the product's full-preset step loses to the plain loop (`bench.train_gap`)
   background what Ray's own processes cost a step that uses every core (`bench.train_background`)
   reporting  reporting cost standalone, and a 2-worker trial in Tune (`bench.train_reporting`)
