@@ -35,7 +35,8 @@ class FaultHooks:
     exit_delay_s: float = 5.0        # lets Train commit the last checkpoint first
     param_dump_dir: str = ""         # each rank saves its parameters here at the end
     report_log: str = ""             # rank 0 appends every report as a JSON line
-    step_sleep_s: float = 0.0        # a floor on step time, so a kill lands mid-run
+    step_sleep_s: float = 0.0        # a floor on step time, so a kill lands mid-run ...
+    step_sleep_marker: str = ""      # ... only while this file exists (empty: always)
     ckpt_write_fail_step: int = 0    # checkpoint write at this step fails half-written
 
     @property
@@ -68,7 +69,8 @@ class FaultHooks:
 
     # -- the hooks, called by the loop and the checkpoint writer ---------------------------
     def after_step(self, step: int, rank: int, world: int) -> None:
-        if self.step_sleep_s:
+        if self.step_sleep_s and (not self.step_sleep_marker
+                                  or os.path.exists(self.step_sleep_marker)):
             time.sleep(self.step_sleep_s)
         if self.exit_at_step != step or rank != world - 1:
             return

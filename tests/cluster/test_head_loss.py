@@ -39,7 +39,10 @@ pytestmark = pytest.mark.ray
 
 TRIALS = 3
 STEPS = 60  # per trial, a checkpoint every 10
-STEP_SLEEP_S = 0.25  # a floor on step time (test hook): >= 15 s a trial, whatever the machine
+# A floor on step time (test hook), >= 15 s a trial whatever the machine, from the moment the
+# first trial completes: the trial running at the kill is slow, the first one and the
+# resumed one are not.
+STEP_SLEEP_S = 0.25
 TUNE_SNAPSHOT_PERIOD_S = 2  # TUNE_GLOBAL_CHECKPOINT_S on the heads (Tune's own: >= 10 s)
 TUNE_SNAPSHOT_S = 4  # wait past one snapshot
 
@@ -126,7 +129,9 @@ def test_head_lost_mid_sweep_resumes_on_a_new_cluster_from_the_bucket(moto_endpo
     spec_path.write_text(yaml.safe_dump(spec))
     sweep = storage.join(base, "hl")
     argv = ["sweep", str(spec_path), "--data", data, "--storage", base, "--name", "hl"]
-    job_env = {"AUDIOGAN_FAULT_HOOKS": json.dumps({"step_sleep_s": STEP_SLEEP_S}),
+    slow = tmp_path / "slow"  # outside both clusters' directories
+    hooks = {"step_sleep_s": STEP_SLEEP_S, "step_sleep_marker": str(slow)}
+    job_env = {"AUDIOGAN_FAULT_HOOKS": json.dumps(hooks),
                "TUNE_GLOBAL_CHECKPOINT_S": str(TUNE_SNAPSHOT_PERIOD_S)}
     state: dict = {}
 
@@ -134,6 +139,8 @@ def test_head_lost_mid_sweep_resumes_on_a_new_cluster_from_the_bucket(moto_endpo
         rows = _study_rows(sweep)
         done = {tid for _, s, tid in rows if s == "COMPLETE"}
         running = [tid for _, s, tid in rows if s == "RUNNING"]
+        if done:  # the trials after the first are slow (the third starts a trial later)
+            slow.touch()
         if len(done) < 2 or not running:
             return False
         if not _checkpoints(_listing(sweep), running[0]):
@@ -166,6 +173,7 @@ def test_head_lost_mid_sweep_resumes_on_a_new_cluster_from_the_bucket(moto_endpo
     before = _listing(sweep)  # what the bucket holds once the cluster is gone
     running = state["running"]
     steps_before = _steps(sweep, running, _checkpoints(before, running))
+    slow.unlink()  # the resumed trial (its hooks restored by Tune) runs at full speed
 
     with fake_cluster_of(env_for=_head_env) as head:
         t0 = time.monotonic()

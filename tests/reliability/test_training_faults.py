@@ -184,3 +184,17 @@ def test_corrupt_latest_local_falls_back_and_none_left_is_an_error(tmp_path, cap
     from audiogan.errors import UserError
     with pytest.raises(UserError, match="no meta.json"):
         ckpt.load_for_resume(latest)
+
+
+def test_step_sleep_with_a_marker_sleeps_only_while_the_marker_exists(tmp_path, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    marker = tmp_path / "slow"
+    hooks = FaultHooks.from_dict({"step_sleep_s": 0.25, "step_sleep_marker": str(marker)})
+    hooks.after_step(1, 0, 1)
+    marker.touch()
+    hooks.after_step(2, 0, 1)
+    marker.unlink()
+    hooks.after_step(3, 0, 1)
+    FaultHooks(step_sleep_s=0.5).after_step(4, 0, 1)  # no marker: always
+    assert slept == [0.25, 0.5]
