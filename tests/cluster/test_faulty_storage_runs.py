@@ -51,7 +51,7 @@ SDK_RETRY = "Request failed, now waiting"
 
 
 def _run_all(endpoint: str, prefix: str, source: str, train: bool = True) -> str:
-    """preprocess -> train (unless not `train`) -> sweep, all on the bucket behind
+    """preprocess -> train (only with `train`) -> sweep, all on the bucket behind
     `endpoint`; returns the base."""
     from audiogan.sweep import run_sweep
     from audiogan.sweep.spec import parse_spec
