@@ -74,12 +74,11 @@ def _local_train(run: str, data: str, root: str) -> str:
     """`run`'s own config.yaml trained on `data` in this process, without Ray (LocalSession):
     the final checkpoint's local directory."""
     from audiogan.cluster.session import LocalSession
-    from audiogan.config import Config
     from audiogan.train.loop import train_loop
 
-    cfg = Config.from_dict(yaml.safe_load(storage.read_bytes(storage.join(run, "config.yaml"))))
+    cfg = yaml.safe_load(storage.read_bytes(storage.join(run, "config.yaml")))  # parsed there
     session = LocalSession(checkpoint_root=root)
-    train_loop({"cfg": cfg.to_dict(), "data": data, "run_dir": None}, session=session)
+    train_loop({"cfg": cfg, "data": data, "run_dir": None}, session=session)
     return session.checkpoints[-1]
 
 
