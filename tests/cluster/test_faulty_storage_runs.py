@@ -3,7 +3,11 @@ concurrency-1 sweep, run through the fault-injecting proxy (5xx, throttling, res
 mid-upload, stalls, bodies cut off), give the results of runs without faults: the same
 shards, the same trained weights bit for bit, the same trials and scores. `train` is the
 TorchTrainer (Ray Train uploads its checkpoints); a 1-worker sweep trial runs the loop in
-the Tune trial (Tune uploads them): both upload paths meet the faults. The fault-free
+the Tune trial (Tune uploads them): both upload paths meet the faults. `train` runs twice:
+first with one checkpoint's upload cut off for good (the run fails with one line, half a
+checkpoint on the bucket), then the same command again under the faults, which resumes
+from the complete checkpoint before it, with a warning, never from the half upload. The
+fault-free
 `preprocess` and sweep run against the local S3 server directly; the fault-free `train` is
 the same loop with the faulty run's own config.yaml, in this process without Ray (a
 TorchTrainer's 15-20 s of start-up less), so it also checks that Ray Train and the bucket
@@ -31,43 +35,46 @@ from s3_server import s3_uri
 
 from audiogan import cli, storage
 from audiogan.data import shards
-from audiogan.train.checkpoint import MODEL, checkpoint_name
+from audiogan.train.checkpoint import META, MODEL, checkpoint_name
 from tests.data.data_fixtures import piano_midi, write_midi
 from tests.reliability.procs import record
 from tests.sweep.conftest import SMOKE
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# Every 8th request fails (about 450 requests: 50+ faults, every kind several times); one
+# Every 12th request fails (about 650 requests: 50 faults, every kind several times); one
 # fault in eight is a stall (1.5 s, past the 1 s request timeout), so the run stays short
-# whatever the request count. (Every 6th with 2 s stalls: 79 faults, 20 s longer.)
+# whatever the request count. (Every 8th: 65 faults, about 10 s longer.)
 FAULTS = ("503", "reset", "500", "cut", "503", "reset", "500", "stall")
+FAULT_EVERY = 12
 TRAIN_STEPS = 8
+# A checkpoint every 2 steps (step 4's is the one cut off); no Ray Train restarts: the cut
+# run fails at once, and a fault the retries let through fails the test.
 TRAIN = ["--total-steps", str(TRAIN_STEPS)] + [
     a for kv in ("model.d=2", "optim.batch_size=4", "train.eval_every=4",
-                 "train.report_every=2", "metrics.n_samples=8", "metrics.ndb_k=2")
+                 "train.report_every=2", "metrics.n_samples=8", "metrics.ndb_k=2",
+                 "train.ckpt_every=2", "train.max_failures=0")
     for a in ("--set", kv)]
 SDK_RETRY = "Request failed, now waiting"
 
 
-def _run_all(endpoint: str, prefix: str, source: str, train: bool = True) -> str:
-    """preprocess -> train (only with `train`) -> sweep, all on the bucket behind
-    `endpoint`; returns the base."""
-    from audiogan.sweep import run_sweep
-    from audiogan.sweep.spec import parse_spec
-
-    base = s3_uri(endpoint, prefix)
+def _preprocess(base: str, source: str) -> str:
+    """`audiogan preprocess midi-dir` into `base`/data; returns that data URI."""
     data = storage.join(base, "data")
     assert cli.main(["preprocess", "midi-dir", "--source", source, "--out", data,
                      "--window", "256", "--hop", "32"]) == 0
-    if train:
-        assert cli.main(["train", "pianogan-cpu", "--data", data, "--out",
-                         storage.join(base, "run"), *TRAIN]) == 0
+    return data
+
+
+def _sweep(base: str, data: str) -> None:
+    """A concurrency-1 sweep of 2 smoke trials into `base`/sweep."""
+    from audiogan.sweep import run_sweep
+    from audiogan.sweep.spec import parse_spec
+
     raw = yaml.safe_load(open(SMOKE))
     raw.update(num_samples=2, max_concurrent_trials=1, baseline=False, max_critic_steps=20,
                grace_critic_steps=20)
     assert run_sweep(parse_spec(raw), data, storage.join(base, "sweep"), "faults") == 0
-    return base
 
 
 def _local_train(run: str, data: str, root: str) -> str:
@@ -115,7 +122,7 @@ def _sdk_retries(logs: str) -> int:
 
 
 def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
-        moto_endpoint, ray_cluster, tmp_path, monkeypatch):
+        moto_endpoint, ray_cluster, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(storage.S3_REQUEST_TIMEOUT_ENV, "1")
     # The SDK's retries are logged at warn; the level travels with the pickled filesystem
     # to the Ray workers (set for both runs: a worker keeps the level of its first S3 call).
@@ -126,22 +133,54 @@ def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
     for i in range(3):
         write_midi(source / f"song{i}.mid", piano_midi(300, seed=i))
     tag = uuid.uuid4().hex[:8]
-    direct = _run_all(moto_endpoint, f"clean-{tag}", str(source), train=False)
-    plan = FaultPlan(every=8, faults=FAULTS, stall_s=1.5)
+    direct = s3_uri(moto_endpoint, f"clean-{tag}")
+    _sweep(direct, _preprocess(direct, str(source)))
+    plan = FaultPlan(every=FAULT_EVERY, faults=FAULTS, stall_s=1.5)
     logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
     sdk_before = _sdk_retries(logs)
     with fault_proxy(moto_endpoint, plan) as endpoint:
-        _run_all(endpoint, f"faulty-{tag}", str(source))
-    assert sum(plan.injected.values()) >= 20 and set(plan.injected) == set(FAULTS), \
-        plan.injected
+        faulty = s3_uri(endpoint, f"faulty-{tag}")
+        data = _preprocess(faulty, str(source))
+        run = storage.join(faulty, "run")
+        # The first `train`: step 4's upload is cut off for good after its first file, the
+        # other faults paused (a 2-attempt bound would let two faults in a row fail earlier).
+        plan.every, plan.one_file_in = 0, (checkpoint_name(4), "reset")
+        with monkeypatch.context() as m:
+            m.setenv(storage.S3_MAX_ATTEMPTS_ENV, "2")
+            t0 = time.monotonic()
+            rc = cli.main(["train", "pianogan-cpu", "--data", data, "--out", run, *TRAIN])
+            cut_s = time.monotonic() - t0
+        err = capsys.readouterr().err.strip().splitlines()
+        cut = dict(plan.injected)
+        assert rc == 1 and cut.get("reset"), (rc, cut, err[-20:])
+        # One line, last: what failed, and that the same command resumes.
+        assert err[-1].startswith("audiogan: error: ") and checkpoint_name(4) in err[-1] \
+            and "run the same command again" in err[-1], err[-20:]
+        fs, inside = storage.resolve(storage.join(run, checkpoint_name(4)))
+        half = {i.base_name for i in fs.get_file_info(pa.fs.FileSelector(
+            inside, allow_not_found=True))}
+        assert len(half) == 1, half  # the half upload on the bucket: one file of three
+        # The same command again, every fault on: it resumes from step 2, never from 4.
+        plan.every, plan.one_file_in = FAULT_EVERY, None
+        t0 = time.monotonic()
+        assert cli.main(["train", "pianogan-cpu", "--data", data, "--out", run, *TRAIN]) == 0
+        resumed_s = time.monotonic() - t0
+        _sweep(faulty, data)
+    injected = {k: v - cut.get(k, 0) for k, v in plan.injected.items()}
+    assert sum(injected.values()) >= 20 and set(injected) == set(FAULTS), injected
     # Read both back directly, past the proxy.
     faulty = s3_uri(moto_endpoint, f"faulty-{tag}")
+    run = storage.join(faulty, "run")
     assert _shards(faulty).equals(_shards(direct))
-    last = _local_train(storage.join(faulty, "run"), storage.join(direct, "data"),
-                        str(tmp_path / "local"))
+    meta = storage.read_json(storage.join(run, checkpoint_name(TRAIN_STEPS), META))
+    assert meta["step"] == TRAIN_STEPS and meta["start_step"] == 2, meta
+    # The warning, in the log of the Train worker that chose the checkpoint.
+    warned = f"{inside} is incomplete (an interrupted upload?): skipped"
+    assert any(warned in text for text in _worker_logs(logs)), warned
+    # `train`'s final weights, bit for bit, after a cut-off run and a resume under faults
+    last = _local_train(run, storage.join(direct, "data"), str(tmp_path / "local"))
     assert os.path.basename(last) == checkpoint_name(TRAIN_STEPS)
-    # `train`'s final weights, bit for bit
-    wa, wb = _weights(last), _weights(storage.join(faulty, "run", checkpoint_name(TRAIN_STEPS)))
+    wa, wb = _weights(last), _weights(storage.join(run, checkpoint_name(TRAIN_STEPS)))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     want, got = _board(direct), _board(faulty)
     same = [c for c in want.columns if c not in ("trial_id", "checkpoint")]
@@ -156,49 +195,8 @@ def test_preprocess_train_and_sweep_under_faults_equal_fault_free_runs(
     # The retries were logged: the SDK's in the processes that made them (Ray workers'
     # stdout, in Ray's worker logs).
     assert _sdk_retries(logs) > sdk_before
-    record("storage_faults_runs", requests=plan.requests, injected=plan.injected,
+    record("storage_faults_runs", requests=plan.requests, injected=injected,
            trials=len(got), sdk_retry_lines=_sdk_retries(logs) - sdk_before)
-
-
-def test_train_whose_upload_was_cut_off_resumes_from_the_complete_checkpoint(
-        moto_endpoint, ray_cluster, tmp_path, monkeypatch, capsys):
-    """`audiogan train --out s3://...`: step 4's checkpoint upload is cut off for good after
-    its first file (every write of another is reset), so the run fails, with half a checkpoint on
-    the bucket; the same command again (the bucket reachable) resumes from step 2 with a
-    warning, never from the half upload."""
-    from audiogan.train.checkpoint import META
-    from tests.fixtures import make_dataset
-
-    monkeypatch.setenv(storage.S3_MAX_ATTEMPTS_ENV, "2")
-    data = make_dataset(tmp_path / "data", "notes", n_train=8, n_validation=4, n_test=4)
-    prefix = f"cut-{uuid.uuid4().hex[:8]}"
-    argv = ["train", "pianogan-cpu", "--data", str(data), "--total-steps", "6", "--set",
-            "train.ckpt_every=2", "--set", "train.max_failures=0", *TRAIN[2:]]
-    # The first file written into step 4's directory lands; every write of another resets.
-    plan = FaultPlan(one_file_in=(checkpoint_name(4), "reset"))
-    t0 = time.monotonic()
-    with fault_proxy(moto_endpoint, plan) as endpoint:
-        rc = cli.main(argv + ["--out", storage.join(s3_uri(endpoint, prefix), "run")])
-    failed_s = time.monotonic() - t0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1 and plan.injected.get("reset"), (rc, plan.injected, err[-20:])
-    # One line, last: what failed, and that the same command resumes.
-    assert err[-1].startswith("audiogan: error: ") and checkpoint_name(4) in err[-1] \
-        and "run the same command again" in err[-1], err[-20:]
-    run = storage.join(s3_uri(moto_endpoint, prefix), "run")
-    fs, inside = storage.resolve(storage.join(run, checkpoint_name(4)))
-    half = {i.base_name for i in fs.get_file_info(pa.fs.FileSelector(inside,
-                                                                      allow_not_found=True))}
-    assert len(half) == 1, half  # the half upload on the bucket: one file of three
-    t0 = time.monotonic()
-    assert cli.main(argv + ["--out", run]) == 0
-    resumed_s = time.monotonic() - t0
-    meta = storage.read_json(storage.join(run, checkpoint_name(6), META))
-    assert meta["step"] == 6 and meta["start_step"] == 2, meta
-    # The warning, in the log of the Train worker that chose the checkpoint.
-    logs = os.path.join(ray_cluster._private.worker._global_node.get_session_dir_path(), "logs")
-    warned = f"{inside} is incomplete (an interrupted upload?): skipped"
-    assert any(warned in text for text in _worker_logs(logs)), warned
     record("half_upload_train", first_rc=rc, error=err[-1], half_files=sorted(half),
-           resumed_from=meta["start_step"], failed_run_s=round(failed_s, 1),
-           resumed_run_s=round(resumed_s, 1))
+           cut_resets=cut.get("reset"), resumed_from=meta["start_step"],
+           failed_run_s=round(cut_s, 1), resumed_run_s=round(resumed_s, 1))
