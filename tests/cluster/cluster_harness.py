@@ -220,13 +220,14 @@ def worker_nodes(head: LocalHead) -> set[str]:
 
 @contextlib.contextmanager
 def fake_cluster_of(min_workers: dict[str, int] | None = None,
-                    env_for: Callable[[pathlib.Path], dict[str, str]] | None = None
-                    ) -> Iterator[LocalHead]:
+                    env_for: Callable[[pathlib.Path], dict[str, str]] | None = None,
+                    stop_grace_s: float = 5) -> Iterator[LocalHead]:
     """A private head (no CPUs) with Ray's fake_multinode autoscaler on fake_cluster.yaml,
     `min_workers` nodes per type from the start; everything under one temp root, deleted
     with the cluster (the head's processes stopped first, only this cluster's).
     `env_for(root)`: more environment for the head and every node it launches (a HOME
-    under the root, say: it goes with the cluster)."""
+    under the root, say: it goes with the cluster). `stop_grace_s`: SIGTERM to SIGKILL at
+    teardown."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="agfc-", dir="/tmp"))
     head = LocalHead(str(root), num_cpus=0,
                      extra_env={"RAY_FAKE_CLUSTER": "1", **(env_for(root) if env_for else {})})
@@ -245,7 +246,7 @@ def fake_cluster_of(min_workers: dict[str, int] | None = None,
         yield head
     finally:
         t0 = time.monotonic()
-        pids = head.stop()
+        pids = head.stop(grace_s=stop_grace_s)
         head.timings["teardown_s"] = time.monotonic() - t0
         print(f"fake cluster: stopped {len(pids)} processes; timings {head.timings}")
         left = head.processes()
